@@ -1,0 +1,5 @@
+import sys
+
+from citymail.cli import main
+
+sys.exit(main())

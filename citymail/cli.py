@@ -1,0 +1,263 @@
+"""The ``citymail`` command.  Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailer.errors import CitymailError
+from mailer.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- verbs ---------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    added = admin.init(settings)
+    print(f"citymail: database ready at {settings.database_url}; "
+          f"{added} lists and newsletters added")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail.serve import serve
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+    serve(settings, run_workers=not args.no_workers, threads=args.threads)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail.worker import run
+
+    if settings.embedded_broker:
+        raise CitymailError("citymail worker needs CITYMAIL_BROKER_URL=redis://… or amqp://…; "
+                            "with the embedded broker, citymail serve runs the workers itself")
+    run(settings, processes=args.processes, threads=args.threads or settings.worker_threads)
+    return 0
+
+
+def cmd_lists_show(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    rows = admin.lists_show(settings, args.name)
+    if args.json:
+        _print_json(rows if args.name is None else rows[0])
+        return 0
+    for row in rows:
+        print(f"{row['address']:<52} {row['kind']:<10} {row['subscribers']:>6}  "
+              f"{row['display_name']}")
+    return 0
+
+
+def cmd_lists_members(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    rows = admin.lists_members(settings, args.name)
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['email']:<40} {row['mode']:<8} {row['name']}")
+    return 0
+
+
+def cmd_lists_held(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    rows = admin.lists_held(settings, args.name)
+    if args.json:
+        _print_json(rows)
+    else:
+        if not rows:
+            print(f"no messages held on {args.name}")
+        for row in rows:
+            print(f"{row['id']:>6}  {row['received']}  {row['sender']:<32} {row['subject']}\n"
+                  f"        {'; '.join(row['reasons'])}")
+    return 0
+
+
+def cmd_members_add(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    result = admin.members_add(settings, email=args.email, name=args.name, city=args.city,
+                               role=args.role, lists=args.list or [])
+    state = "added" if result.created else "updated"
+    print(f"citymail: {state} {result.email}; subscribed to "
+          f"{', '.join(result.subscribed) or 'nothing new'}")
+    if result.kept_out:
+        print(f"citymail: not re-added to {', '.join(result.kept_out)} "
+              "(they unsubscribed; only they can opt in again)")
+    return 0
+
+
+def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    data = admin.members_show(settings, args.email)
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"{data['email']}{' (suppressed)' if data['suppressed'] else ''}")
+        for sub in data["subscriptions"]:
+            print(f"  {sub['kind']:<10} {sub['name']:<32} {sub['mode']}")
+        if data["left"]:
+            print(f"  left: {', '.join(data['left'])}")
+    return 0
+
+
+def cmd_bounces_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from mailer.bounces import bounce_result_json
+
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise CitymailError(f"{name}: no such file")
+        result = bounce_result_json(path)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            kind = {True: "permanent", False: "temporary", None: "not a bounce"}
+            print(f"{name}: {kind[result['permanent']]}: {' '.join(result['addresses'])}")
+    return 0
+
+
+def cmd_feeds_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletters.feeds import load_source, parse_feed, to_json
+
+    data, url, error = load_source(args.source)
+    if error is not None:
+        result = {"feed": {"title": None, "link": None}, "items": [], "error": error}
+    else:
+        result = to_json(parse_feed(data, url=url))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"{result['feed']['title']}: {len(result['items'])} items"
+              + (f" (broken: {result['error']})" if result["error"] else ""))
+        for item in result["items"]:
+            print(f"  {item['published'] or '-':<26} {item['title']}")
+    return 0
+
+
+def cmd_bench_fanout(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail.bench import fanout
+
+    _print_json_line(fanout(members=args.members, mode=args.mode, relay=args.relay,
+                            threads=args.threads))
+    return 0
+
+
+def _print_json_line(value: dict[str, Any]) -> None:
+    print(json.dumps(value))
+
+
+# -- parser --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="citymail", description="List server and newsletters "
+                                "for a league of cities. Settings come from CITYMAIL_* "
+                                "variables (see README).")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("init", help="create or upgrade the database and load the default lists")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("serve", help="run the SMTP gateway, workers and clock")
+    s.add_argument("--no-workers", action="store_true",
+                   help="gateway only (workers run elsewhere with `citymail worker`)")
+    s.add_argument("--threads", type=int, help="worker threads (default CITYMAIL_WORKER_THREADS)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("worker", help="run worker processes against Redis or RabbitMQ")
+    s.add_argument("--processes", type=int, default=1)
+    s.add_argument("--threads", type=int)
+    s.set_defaults(func=cmd_worker)
+
+    lists = sub.add_parser("lists", help="lists and newsletters").add_subparsers(
+        dest="lists_verb", required=True, metavar="ACTION")
+    s = lists.add_parser("show", help="show all lists, or one")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_lists_show)
+    s = lists.add_parser("members", help="the subscribers of a list")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_lists_members)
+    s = lists.add_parser("held", help="messages held for moderation on a list")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_lists_held)
+
+    members = sub.add_parser("members", help="people").add_subparsers(
+        dest="members_verb", required=True, metavar="ACTION")
+    s = members.add_parser("add", help="add a member: both newsletters and their role's lists")
+    s.add_argument("email")
+    s.add_argument("--name", required=True)
+    s.add_argument("--city", required=True)
+    s.add_argument("--role", help="e.g. 'City Clerk' (see mailer/data/league.toml)")
+    s.add_argument("--list", action="append", metavar="LIST", help="also subscribe to LIST")
+    s.set_defaults(func=cmd_members_add)
+    s = members.add_parser("show", help="what citymail holds about one person")
+    s.add_argument("email")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_members_show)
+
+    bounces = sub.add_parser("bounces", help="bounce processing").add_subparsers(
+        dest="bounces_verb", required=True, metavar="ACTION")
+    s = bounces.add_parser("parse", help="parse bounce messages from files")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bounces_parse)
+
+    feeds = sub.add_parser("feeds", help="RSS and Atom feeds").add_subparsers(
+        dest="feeds_verb", required=True, metavar="ACTION")
+    s = feeds.add_parser("parse", help="parse a feed file or URL as an issue would use it")
+    s.add_argument("source", metavar="FILE_OR_URL")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_feeds_parse)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_verb", required=True, metavar="ACTION")
+    s = bench.add_parser("fanout", help="one post to N members through the gateway")
+    s.add_argument("--members", type=int, default=10_000)
+    s.add_argument("--mode", choices=["bulk", "personalised"], default="personalised")
+    s.add_argument("--relay", required=True, help="smtp://HOST:PORT or outbox:DIR")
+    s.add_argument("--threads", type=int, default=8)
+    s.set_defaults(func=cmd_bench_fanout)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.func(args, settings))
+    except CitymailError as exc:
+        print(f"citymail: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the process boundary: one line, never a traceback
+        logging.getLogger("citymail").debug("unexpected error", exc_info=True)
+        print(f"citymail: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``citymail serve``: the gateway in this process, workers in child processes.
+
+With the embedded broker, one child process runs the Dramatiq actors on an in-process
+broker; the database is the hand-off and a wake-up event tells the child to look now.  So
+the gateway and the workers use both cores and the workers never slow the gateway.  With
+Redis or RabbitMQ the gateway enqueues ids itself and any number of ``citymail worker``
+processes, here or on other machines, do the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+from multiprocessing.context import SpawnProcess
+
+from sqlalchemy import Engine, select
+
+from mailer.addresses import AddressTable
+from mailer.db import make_engine, reading
+from mailer.errors import CitymailError
+from mailer.gateway import GatewayHandler, InboundStore, start_gateway
+from mailer.models import MailingList
+from mailer.schema import is_current
+from mailer.settings import Settings
+from workers.broker import make_broker
+from workers.process import run_worker
+from workers.runtime import build_runtime
+
+__all__ = ["serve"]
+
+log = logging.getLogger("citymail.serve")
+TABLE_REFRESH_SECONDS = 5.0
+
+
+def address_table(engine: Engine, settings: Settings) -> AddressTable:
+    with reading(engine) as conn:
+        rows = conn.execute(select(MailingList.name, MailingList.kind)).tuples().all()
+    return AddressTable(settings.list_domain, rows)
+
+
+class Workers:
+    """Child worker processes, restarted if one dies."""
+
+    def __init__(self, settings: Settings, *, processes: int, threads: int) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.settings = settings
+        self.processes = processes
+        self.threads = threads
+        self.wake = self.ctx.Event()
+        self.stop_event = self.ctx.Event()
+        self.children: list[SpawnProcess] = []
+
+    def _spawn(self, index: int) -> SpawnProcess:
+        proc = self.ctx.Process(
+            target=run_worker, name=f"citymail-worker-{index}", args=(self.settings,),
+            kwargs={"threads": self.threads, "wake": self.wake, "stop": self.stop_event},
+            daemon=False)
+        proc.start()
+        return proc
+
+    def start(self) -> None:
+        self.children = [self._spawn(i) for i in range(self.processes)]
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.children):
+            if not proc.is_alive() and not self.stop_event.is_set():
+                log.error("worker process %s exited with %s; starting a new one",
+                          proc.name, proc.exitcode)
+                self.children[i] = self._spawn(i)
+
+    def stop(self, timeout: float = 40.0) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        for proc in self.children:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+
+
+async def _serve(settings: Settings, engine: Engine, workers: Workers | None) -> None:
+    loop = asyncio.get_running_loop()
+    if settings.embedded_broker:
+        assert workers is not None
+        wake = workers.wake
+
+        def on_stored(ids: list[int]) -> None:
+            wake.set()
+
+        store = InboundStore(engine, on_stored=on_stored, enqueued=False)
+    else:
+        broker = make_broker(settings)
+        rt = build_runtime(settings, engine, broker, threads=1)
+
+        def on_stored(ids: list[int]) -> None:
+            for ident in ids:
+                rt.process_inbound.send(ident)
+
+        store = InboundStore(engine, on_stored=on_stored, enqueued=True)
+    handler = GatewayHandler(address_table(engine, settings), store)
+    store.start()
+    server = await start_gateway(handler, host=settings.smtp_host, port=settings.smtp_port,
+                                 max_size=settings.max_message_size)
+    port = server.sockets[0].getsockname()[1]
+    print(f"citymail: gateway listening on {settings.smtp_host}:{port} for "
+          f"{len(handler.table)} lists at {settings.list_domain}; relay {settings.relay_url}; "
+          f"broker {settings.broker_url}", flush=True)
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), TABLE_REFRESH_SECONDS)
+        except TimeoutError:
+            try:
+                handler.table = await asyncio.to_thread(address_table, engine, settings)
+            except Exception:
+                log.exception("could not refresh the address table; keeping the old one")
+            if workers is not None:
+                workers.check()
+    print("citymail: stopping (finishing stored work)", flush=True)
+    server.close()
+    await server.wait_closed()
+    await store.stop()
+
+
+def serve(settings: Settings, *, run_workers: bool = True, processes: int = 1,
+          threads: int | None = None) -> None:
+    engine = make_engine(settings)
+    if not is_current(engine):
+        raise CitymailError("the database is not initialised or is out of date: "
+                            "run `citymail init` first")
+    if settings.embedded_broker and not run_workers:
+        raise CitymailError("--no-workers needs a shared broker (CITYMAIL_BROKER_URL=redis://… "
+                            "or amqp://…); the embedded broker lives inside citymail serve")
+    workers = None
+    if run_workers:
+        workers = Workers(settings, processes=processes,
+                          threads=threads or settings.worker_threads)
+        workers.start()
+    try:
+        asyncio.run(_serve(settings, engine, workers))
+    finally:
+        if workers is not None:
+            workers.stop()
+        engine.dispose()

@@ -1,0 +1,91 @@
+"""Database engines: SQLite in WAL mode with BEGIN IMMEDIATE, or PostgreSQL via psycopg 3.
+
+SQLite's deferred BEGIN turns a read-then-write transaction into "database is locked" under
+concurrent writers even with a busy timeout; starting every transaction with BEGIN IMMEDIATE
+takes the write lock up front, so writers queue on the busy timeout instead of failing.
+Transactions are kept short; none is held open across an SMTP exchange.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.types import TypeDecorator
+
+from mailer.settings import Settings
+
+__all__ = ["UTCDateTime", "make_engine", "reading", "utcnow"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out; SQLite would otherwise drop tzinfo silently."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def make_engine(settings: Settings, *, synchronous: str | None = None) -> Engine:
+    """One engine per process, created after any fork."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False},
+            pool_size=20,
+            max_overflow=20,
+        )
+        sync = synchronous or settings.sqlite_synchronous
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sync}")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            # Readers (see ``reading``) must not queue behind writers for the write lock.
+            readonly = conn.get_execution_options().get("citymail_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read transaction that takes no write lock (plain BEGIN on SQLite)."""
+    with engine.connect() as conn:
+        conn.execution_options(citymail_readonly=True)
+        with conn.begin():
+            yield conn

@@ -1,0 +1,204 @@
+"""Delivery rows: fan-out, claims and results, all set-based and in chunks.
+
+States: pending (ready and on its way to a worker) -> sending (claimed by a live worker)
+-> sent | deferred (retry at due_at) | failed.  A crash can resend at most the chunks that
+were claimed at that moment; everything else continues from where it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from mailer.db import utcnow
+from mailer.models import Delivery, Member, Outbound, Subscription, WorkerBeat
+from mailer.transport import Result
+
+__all__ = [
+    "Claimed", "chunk_ranges", "claim", "fan_out", "record_results", "release_dead_claims",
+]
+
+D = Delivery.__table__
+RETRY_BASE = dt.timedelta(minutes=1)
+RETRY_CAP = dt.timedelta(hours=4)
+GIVE_UP_AFTER = dt.timedelta(days=4)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    recipient: str
+    member_id: int | None
+    list_id: int | None
+    attempts: int
+    created_at: dt.datetime
+
+
+def fan_out(conn: Connection, *, outbound_id: int, list_id: int,
+            modes: Sequence[str] = ("regular",), now: dt.datetime | None = None) -> int:
+    """One INSERT ... SELECT: a pending delivery for every active subscriber in ``modes``."""
+    now = now or utcnow()
+    source = (
+        select(
+            literal(outbound_id), Member.id, Subscription.list_id, Member.email,
+            literal("pending"), literal(0), literal(now, D.c.due_at.type),
+            literal(now, D.c.created_at.type),
+        )
+        .join(Member, Member.id == Subscription.member_id)
+        .where(Subscription.list_id == list_id, Subscription.status == "active",
+               Subscription.mode.in_(modes), Member.status == "active")
+        .order_by(Member.id)
+    )
+    result = conn.execute(insert(D).from_select(
+        ["outbound_id", "member_id", "list_id", "recipient", "state", "attempts", "due_at",
+         "created_at"], source))
+    return result.rowcount or 0
+
+
+def add_recipients(conn: Connection, *, outbound_id: int, recipients: Iterable[str],
+                   list_id: int | None = None) -> int:
+    """Pending deliveries to named addresses (notices, test sends)."""
+    now = utcnow()
+    rows = [{"outbound_id": outbound_id, "recipient": r, "list_id": list_id, "state": "pending",
+             "attempts": 0, "due_at": now, "created_at": now} for r in recipients]
+    if rows:
+        conn.execute(insert(D), rows)
+    return len(rows)
+
+
+def chunk_ranges(ids: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Split sorted ids into (first, last) ranges of at most ``size`` ids each."""
+    return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
+
+
+def chunk_size_for(count: int, *, threads: int, maximum: int, minimum: int = 25) -> int:
+    """Small sends are spread over every thread for latency; big ones use full chunks."""
+    return max(minimum, min(maximum, math.ceil(count / max(1, threads))))
+
+
+def pending_ranges(conn: Connection, outbound_id: int, size: int) -> list[tuple[int, int]]:
+    ids = list(conn.scalars(select(D.c.id).where(D.c.outbound_id == outbound_id,
+                                                 D.c.state == "pending").order_by(D.c.id)))
+    return chunk_ranges(ids, size)
+
+
+def claim(engine: Engine, *, outbound_id: int, first: int, last: int,
+          worker: str) -> list[Claimed]:
+    """Take the pending rows of one chunk for this worker (an idempotent no-op if gone)."""
+    now = utcnow()
+    stmt = (
+        update(D)
+        .where(D.c.outbound_id == outbound_id, D.c.id.between(first, last),
+               D.c.state == "pending")
+        .values(state="sending", claimed_by=worker, claimed_at=now, attempts=D.c.attempts + 1)
+        .returning(D.c.id, D.c.recipient, D.c.member_id, D.c.list_id, D.c.attempts,
+                   D.c.created_at)
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.delivery_id)
+
+
+def retry_delay(attempts: int, *, rng: random.Random | None = None) -> dt.timedelta:
+    """Exponential back-off with +-25% jitter so a recovered relay is not stampeded."""
+    base = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, attempts - 1)))
+    jitter = (rng or random).uniform(0.75, 1.25)
+    return dt.timedelta(seconds=base.total_seconds() * jitter)
+
+
+def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[Claimed],
+                   *, worker: str) -> dict[str, int]:
+    """Write the outcome of a chunk in one transaction; returns counts per state."""
+    now = utcnow()
+    by_id = {c.delivery_id: c for c in claimed}
+    sent = [r.delivery_id for r in results if r.outcome == "sent"]
+    failed = [{"b_id": r.delivery_id, "b_err": f"{r.code} {r.text}"[:2000]}
+              for r in results if r.outcome == "failed"]
+    deferred: list[dict[str, object]] = []
+    for r in results:
+        if r.outcome != "deferred":
+            continue
+        c = by_id[r.delivery_id]
+        error = f"{r.code} {r.text}"[:2000]
+        if now - c.created_at > GIVE_UP_AFTER:
+            failed.append({"b_id": r.delivery_id, "b_err": f"gave up after retries: {error}"})
+        else:
+            deferred.append({"b_id": r.delivery_id, "b_err": error,
+                             "b_due": now + retry_delay(c.attempts)})
+    mine = and_(D.c.state == "sending", D.c.claimed_by == worker)
+    with engine.begin() as conn:
+        if sent:
+            conn.execute(update(D).where(D.c.id.in_(sent), mine)
+                         .values(state="sent", sent_at=now, last_error=None))
+        if failed:
+            conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
+                         .values(state="failed", last_error=bindparam("b_err")), failed)
+        if deferred:
+            conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
+                         .values(state="deferred", last_error=bindparam("b_err"),
+                                 due_at=bindparam("b_due")), deferred)
+    return {"sent": len(sent), "failed": len(failed), "deferred": len(deferred)}
+
+
+def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> int:
+    """Rows claimed by a worker that stopped beating go back to pending."""
+    now = utcnow()
+    alive = select(WorkerBeat.id).where(WorkerBeat.beat_at > now - lease)
+    result = conn.execute(
+        update(D).where(D.c.state == "sending",
+                        or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(alive)))
+        .values(state="pending", due_at=now, claimed_by=None))
+    return result.rowcount or 0
+
+
+def due_for_dispatch(conn: Connection, *, late: dt.timedelta,
+                     limit: int = 100_000) -> dict[int, list[int]]:
+    """Rows that need (re-)enqueueing, by outbound id, marked as just dispatched.
+
+    Deferred rows whose time has come become pending; pending rows that no worker took
+    within ``late`` (a lost broker message, a restarted in-process broker) are sent again.
+    """
+    now = utcnow()
+    due = or_(and_(D.c.state == "deferred", D.c.due_at <= now),
+              and_(D.c.state == "pending", D.c.due_at <= now - late))
+    rows = conn.execute(select(D.c.id, D.c.outbound_id).where(due).order_by(D.c.id)
+                        .limit(limit)).all()
+    if not rows:
+        return {}
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 5000):
+        conn.execute(update(D).where(D.c.id.in_(ids[start:start + 5000]))
+                     .values(state="pending", due_at=now))
+    grouped: dict[int, list[int]] = {}
+    for r in rows:
+        grouped.setdefault(r.outbound_id, []).append(r.id)
+    return grouped
+
+
+def outbound_body(conn: Connection, outbound_id: int) -> tuple[bytes, str, bool]:
+    row = conn.execute(select(Outbound.body, Outbound.bounce_local, Outbound.personal)
+                       .where(Outbound.id == outbound_id)).one()
+    return bytes(row.body), row.bounce_local, bool(row.personal)
+
+
+def progress(conn: Connection, outbound_id: int | None = None) -> dict[str, int]:
+    stmt = select(D.c.state, func.count()).group_by(D.c.state)
+    if outbound_id is not None:
+        stmt = stmt.where(D.c.outbound_id == outbound_id)
+    return dict(conn.execute(stmt).tuples().all())

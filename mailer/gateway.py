@@ -1,0 +1,170 @@
+"""The SMTP gateway: answers RCPT from an in-memory table and says 250 only once stored.
+
+Received bytes go to ``InboundStore``, which commits them in groups: every message that
+arrives while one commit is being written shares the next commit (and its fsync).  The
+gateway does nothing else with a message; parsing and policy happen in the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine, insert
+
+from mailer.addresses import AddressTable, Rejection
+from mailer.db import utcnow
+from mailer.models import Inbound
+
+__all__ = ["GatewayHandler", "GatewaySMTP", "InboundStore", "Received", "start_gateway"]
+
+log = logging.getLogger(__name__)
+
+MAX_RCPTS = 100
+# Real mail (Outlook HTML) carries lines far past RFC 5321's 1,000 octets; accept up to
+# this, which also bounds what one unterminated line can make the server buffer.
+MAX_LINE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as it came in, ready to be stored."""
+
+    peer: str
+    mail_from: str
+    targets: tuple[list[str | None], ...]
+    raw: bytes
+
+
+class InboundStore:
+    """Stores received messages durably, many per commit, from a single writer thread."""
+
+    def __init__(self, engine: Engine, *, on_stored: Callable[[list[int]], None],
+                 enqueued: bool = False, max_batch: int = 500) -> None:
+        self.engine = engine
+        self.on_stored = on_stored
+        self.enqueued = enqueued  # True when on_stored enqueues straight to a broker
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Received, asyncio.Future[int]]] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inbound-writer")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="inbound-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._queue is not None:
+            await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=True)
+
+    async def store(self, item: Received) -> int:
+        assert self._queue is not None, "InboundStore.start() first"
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                ids = await loop.run_in_executor(
+                    self._executor, self._write, [item for item, _ in batch])
+            except Exception as exc:  # the storage edge: every waiter hears 451
+                log.exception("storing %d inbound messages failed", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, future), ident in zip(batch, ids, strict=True):
+                    if not future.done():
+                        future.set_result(ident)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _write(self, items: Sequence[Received]) -> list[int]:
+        now = utcnow()
+        rows: list[dict[str, Any]] = [
+            {
+                "received_at": now, "peer": item.peer, "mail_from": item.mail_from,
+                "rcpt_to": list(item.targets), "size": len(item.raw), "raw": item.raw,
+                "state": "received", "enqueued_at": now if self.enqueued else None,
+            }
+            for item in items
+        ]
+        table = Inbound.__table__
+        with self.engine.begin() as conn:
+            if len(rows) == 1:
+                ids = [conn.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()]
+            else:
+                result = conn.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+                ids = list(result.scalars())
+        try:
+            self.on_stored(ids)
+        except Exception:  # stored is stored: the sweeper will pick these up
+            log.exception("could not hand inbound %s to the workers", ids)
+        return ids
+
+
+class GatewayHandler:
+    """aiosmtpd hooks: refuse early at RCPT, store at DATA."""
+
+    def __init__(self, table: AddressTable, store: InboundStore) -> None:
+        self.table = table
+        self.store = store
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        result = self.table.resolve(address)
+        if isinstance(result, Rejection):
+            return result.reply
+        targets: list[list[str | None]] = envelope.__dict__.setdefault("targets", [])
+        if len(targets) >= MAX_RCPTS:
+            return "452 4.5.3 Too many recipients"
+        targets.append(result.to_json())
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        item = Received(peer=str(peer), mail_from=envelope.mail_from or "",
+                        targets=tuple(envelope.__dict__.get("targets", ())), raw=bytes(raw))
+        try:
+            ident = await self.store.store(item)
+        except Exception:
+            return "451 4.3.0 Temporary storage failure, please try again later"
+        return f"250 2.0.0 OK queued as {ident}"
+
+
+class GatewaySMTP(SMTP):
+    line_length_limit = MAX_LINE
+
+
+async def start_gateway(handler: GatewayHandler, *, host: str, port: int,
+                        max_size: int, hostname: str | None = None) -> asyncio.Server:
+    """Listen for SMTP on (host, port); the caller owns the returned server."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> SMTP:
+        return GatewaySMTP(
+            handler, data_size_limit=max_size, enable_SMTPUTF8=True, decode_data=False,
+            hostname=hostname, ident="citymail ESMTP", loop=loop,
+        )
+
+    return await loop.create_server(factory, host=host, port=port)

@@ -1,0 +1,98 @@
+"""Send one chunk: claim its rows, splice the personal bytes, hand copies to the relay.
+
+The shared bytes of a message are built once (``outbound.body``); per recipient only a few
+header lines are put in front of them: the RFC 8058 one-click unsubscribe URL and, through
+the envelope, the VERP bounce address.  Python's email package is never run per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from mailer import delivery
+from mailer.db import reading
+from mailer.decorate import personal_headers
+from mailer.settings import Settings
+from mailer.tokens import sign
+from mailer.transport import Copy, Result, Sender
+from mailer.verp import verp_sender
+
+__all__ = ["ChunkSender", "unsubscribe_url"]
+
+log = logging.getLogger(__name__)
+
+
+def unsubscribe_url(settings: Settings, member_id: int, list_id: int) -> str:
+    token = sign(settings.secret_key, "unsubscribe", member_id, list_id)
+    return f"{settings.base_url}/u/{token}"
+
+
+class ChunkSender:
+    """Delivers chunks of one process; keeps the few most recent message bodies in memory."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, worker_id: str,
+                 sender_for_thread: Callable[[], Sender], cache_size: int = 16) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.worker_id = worker_id
+        self.sender_for_thread = sender_for_thread
+        self._bodies: OrderedDict[int, tuple[bytes, str, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.cache_size = cache_size
+
+    def _body(self, outbound_id: int) -> tuple[bytes, str, bool]:
+        with self._lock:
+            if outbound_id in self._bodies:
+                self._bodies.move_to_end(outbound_id)
+                return self._bodies[outbound_id]
+        with reading(self.engine) as conn:
+            value = delivery.outbound_body(conn, outbound_id)
+        with self._lock:
+            self._bodies[outbound_id] = value
+            while len(self._bodies) > self.cache_size:
+                self._bodies.popitem(last=False)
+        return value
+
+    def copies(self, claimed: list[delivery.Claimed], body: bytes, bounce_local: str,
+               personal: bool) -> list[Copy]:
+        s = self.settings
+        domain = s.list_domain
+        if not personal:
+            mail_from = f"{bounce_local}@{domain}"
+            step = s.relay_max_rcpt
+            groups = [claimed[i:i + step] for i in range(0, len(claimed), step)]
+            return [Copy(mail_from, tuple((c.delivery_id, c.recipient) for c in group), body)
+                    for group in groups]
+        key = s.secret_key
+        list_name = bounce_local.removesuffix("-bounces")
+        mailto = f"mailto:{list_name}-leave@{domain}"
+        out = []
+        for c in claimed:
+            head = b""
+            if c.member_id is not None and c.list_id is not None:
+                head = personal_headers(unsubscribe_url(s, c.member_id, c.list_id), mailto)
+            out.append(Copy(verp_sender(bounce_local, domain, key, c.delivery_id),
+                            ((c.delivery_id, c.recipient),), head + body))
+        return out
+
+    def send_chunk(self, outbound_id: int, first: int, last: int) -> dict[str, int]:
+        claimed = delivery.claim(self.engine, outbound_id=outbound_id, first=first, last=last,
+                                 worker=self.worker_id)
+        if not claimed:
+            return {}
+        body, bounce_local, personal = self._body(outbound_id)
+        try:
+            copies = self.copies(claimed, body, bounce_local, personal)
+            results = self.sender_for_thread().send(copies)
+        except Exception as exc:  # a bug must not strand the claim: retry the chunk later
+            log.exception("outbound %d chunk %d-%d failed", outbound_id, first, last)
+            results = [Result(c.delivery_id, "deferred", 0, f"internal error: {exc}")
+                       for c in claimed]
+        counts = delivery.record_results(self.engine, results, claimed, worker=self.worker_id)
+        log.info("outbound %d chunk %d-%d: %s", outbound_id, first, last, counts)
+        return counts

@@ -1,0 +1,185 @@
+"""The gateway over real SMTP: refusals at RCPT, sizes, storage before 250."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailer import schema
+from mailer.addresses import AddressTable
+from mailer.db import make_engine
+from mailer.gateway import GatewayHandler, InboundStore, start_gateway
+from mailer.models import Inbound
+from mailer.settings import Settings
+
+LIST = "city-clerks@lists.cacities.org"
+MSG = (b"From: Alice <alice@example.org>\r\nTo: " + LIST.encode() +
+       b"\r\nSubject: hello\r\n\r\nBody line\r\n")
+
+
+class Gateway:
+    def __init__(self, tmp: Path, *, max_size: int = 10_000) -> None:
+        self.settings = Settings(database_url=f"sqlite:///{tmp / 'g.db'}", secret_keys=("k" * 20,))
+        self.engine = make_engine(self.settings)
+        schema.upgrade(self.engine)
+        self.stored: list[int] = []
+        self.fail = False
+        self.loop = asyncio.new_event_loop()
+        self.max_size = max_size
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def on_stored(self, ids: list[int]) -> None:
+        self.stored.extend(ids)
+
+    def start(self) -> Gateway:
+        self.thread.start()
+        table = AddressTable("lists.cacities.org", [("city-clerks", "list")])
+
+        async def boot() -> int:
+            self.store = InboundStore(self.engine, on_stored=self.on_stored)
+            self.store.start()
+            original = self.store._write
+
+            def write(items):  # a storage outage on demand
+                if self.fail:
+                    raise OSError("disk gone")
+                return original(items)
+
+            self.store._write = write  # type: ignore[method-assign]
+            self.server = await start_gateway(GatewayHandler(table, self.store),
+                                              host="127.0.0.1", port=0, max_size=self.max_size)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = asyncio.run_coroutine_threadsafe(boot(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        async def down() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+            await self.store.stop()
+
+        asyncio.run_coroutine_threadsafe(down(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+        self.engine.dispose()
+
+    def rows(self) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Inbound.__table__).order_by(Inbound.id)).all()
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path).start()
+    yield gw
+    gw.stop()
+
+
+def test_a_post_is_stored_exactly_as_received_before_250(gateway: Gateway) -> None:
+    with gateway.client() as smtp:
+        smtp.ehlo("mua.example")
+        code, reply = smtp.mail("alice@example.org")
+        assert code == 250
+        assert smtp.rcpt(LIST)[0] == 250
+        code, reply = smtp.data(MSG)
+    assert code == 250 and b"queued as" in reply
+    rows = gateway.rows()
+    assert len(rows) == 1
+    assert bytes(rows[0].raw) == MSG
+    assert rows[0].mail_from == "alice@example.org"
+    assert rows[0].rcpt_to == [["city-clerks", "post", None]]
+    assert gateway.stored == [rows[0].id]
+
+
+def test_unknown_list_gets_550_5_1_1(gateway: Gateway) -> None:
+    with gateway.client() as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.org")
+        code, reply = smtp.rcpt("no-such-list@lists.cacities.org")
+    assert code == 550 and reply.startswith(b"5.1.1")
+
+
+def test_foreign_domain_gets_550_5_7_1_never_relayed(gateway: Gateway) -> None:
+    with gateway.client() as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.org")
+        code, reply = smtp.rcpt("victim@gmail.com")
+        assert code == 550 and reply.startswith(b"5.7.1")
+        smtp.rset()
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtp.sendmail("alice@example.org", ["victim@gmail.com"], MSG)
+    assert gateway.rows() == []
+
+
+def test_oversized_message_gets_552_and_nothing_is_stored(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, max_size=2000).start()
+    try:
+        big = MSG + b"x" * 70 + b"\r\n"
+        big = big * 60
+        with gw.client() as smtp:
+            smtp.ehlo()
+            # Declared size over the limit: refused at MAIL FROM.
+            code, _ = smtp.mail("alice@example.org", ["SIZE=50000"])
+            assert code == 552
+            smtp.rset()
+            # Undeclared: refused at the end of DATA, without storing.
+            smtp.mail("alice@example.org")
+            smtp.rcpt(LIST)
+            code, _ = smtp.data(big)
+            assert code == 552
+        assert gw.rows() == []
+    finally:
+        gw.stop()
+
+
+def test_long_lines_8bit_and_smtputf8_are_accepted(gateway: Gateway) -> None:
+    long_line = b"<p>" + b"a" * 5000 + b"</p>"
+    body = ("From: Zoë <zoe@exämple.org>\r\nTo: " + LIST + "\r\nSubject: café\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n").encode() + long_line + b"\r\n"
+    with gateway.client() as smtp:
+        smtp.ehlo()
+        assert smtp.has_extn("smtputf8") and smtp.has_extn("8bitmime")
+        smtp.sendmail("zoë@exämple.org", [LIST], body, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    rows = gateway.rows()
+    assert bytes(rows[0].raw) == body
+
+
+def test_storage_failure_answers_451_so_the_sender_retries(gateway: Gateway) -> None:
+    gateway.fail = True
+    with gateway.client() as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.org")
+        smtp.rcpt(LIST)
+        code, _ = smtp.data(MSG)
+    assert code == 451
+    gateway.fail = False
+    with gateway.client() as smtp:
+        smtp.sendmail("alice@example.org", [LIST], MSG)
+    assert len(gateway.rows()) == 1
+
+
+def test_concurrent_senders_share_commits_and_every_message_is_stored(gateway: Gateway) -> None:
+    def send(i: int) -> None:
+        with gateway.client() as smtp:
+            for j in range(10):
+                smtp.sendmail("alice@example.org", [LIST], MSG + f"{i}-{j}\r\n".encode())
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(send, range(10)))
+    rows = gateway.rows()
+    assert len(rows) == 100
+    assert {bytes(r.raw).rsplit(b"\r\n", 2)[-2] for r in rows} == {
+        f"{i}-{j}".encode() for i in range(10) for j in range(10)}

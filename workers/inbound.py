@@ -1,0 +1,120 @@
+"""process_inbound: from a stored message to held rows or deliveries, exactly once.
+
+Everything slow (parsing, decoration) happens before the write transaction; the
+transaction re-checks that the message is still unprocessed, so two workers racing on the
+same id (a re-enqueue by the sweeper) store its outcome once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from listservs.lists import ListInfo, get_list, list_roles, subscriber_status
+from listservs.posting import Membership, PostPlan, plan_post, read_headers
+from mailer import delivery
+from mailer.addresses import Target
+from mailer.db import reading, utcnow
+from mailer.errors import NotFound
+from mailer.models import Held, Inbound, Outbound, Post
+from mailer.settings import Settings
+
+__all__ = ["InboundProcessor"]
+
+log = logging.getLogger(__name__)
+
+INBOUND = Inbound.__table__
+
+
+class InboundProcessor:
+    def __init__(self, engine: Engine, settings: Settings, *,
+                 dispatch: Callable[[int, list[tuple[int, int]]], None], threads: int) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.dispatch = dispatch  # (outbound id, chunk ranges) -> enqueue deliver_chunk
+        self.threads = threads
+
+    def process(self, inbound_id: int) -> None:
+        with reading(self.engine) as conn:
+            c = INBOUND.c
+            row = conn.execute(select(c.raw, c.mail_from, c.rcpt_to, c.state)
+                               .where(c.id == inbound_id)).first()
+            if row is None or row.state != "received":
+                return
+            raw, mail_from = bytes(row.raw), row.mail_from
+            targets = [Target.from_json(t) for t in row.rcpt_to]
+            plans: list[tuple[ListInfo, PostPlan]] = []
+            notes: list[str] = []
+            for target in targets:
+                try:
+                    info = get_list(conn, target.list_name)
+                except NotFound:
+                    notes.append(f"{target.list_name}: list no longer exists")
+                    continue
+                if target.role != "post":
+                    # Commands, bounces and confirmations are handled by their own modules
+                    # as they land; until then the message is kept and logged.
+                    notes.append(f"{target.list_name}-{target.role}: not handled yet")
+                    continue
+                membership = self._membership(conn, info, mail_from, raw)
+                plans.append((info, plan_post(raw, info=info, settings=self.settings,
+                                              envelope_sender=mail_from,
+                                              membership=membership)))
+        created = self._store(inbound_id, plans, notes)
+        for outbound_id, count in created:
+            size = delivery.chunk_size_for(count, threads=self.threads,
+                                           maximum=self.settings.chunk_size)
+            with reading(self.engine) as conn:
+                ranges = delivery.pending_ranges(conn, outbound_id, size)
+            self.dispatch(outbound_id, ranges)
+
+    def _membership(self, conn: Connection, info: ListInfo, mail_from: str,
+                    raw: bytes) -> Membership:
+        sender = read_headers(raw, mail_from).sender
+        status = subscriber_status(conn, info.id, sender) if sender else None
+        posters = {p.lower() for p in list_roles(conn, info.id, "poster")}
+        return Membership(is_member=status == "active", named_poster=sender in posters)
+
+    def _store(self, inbound_id: int, plans: list[tuple[ListInfo, PostPlan]],
+               notes: list[str]) -> list[tuple[int, int]]:
+        """Write every outcome at once; returns (outbound id, recipients) per fan-out."""
+        now = utcnow()
+        created: list[tuple[int, int]] = []
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(INBOUND).where(INBOUND.c.id == inbound_id, INBOUND.c.state == "received")
+                .values(state="done", processed_at=now,
+                        error="; ".join(notes) if notes else None)).rowcount
+            if not claimed:
+                return []  # another worker stored it first
+            for info, plan in plans:
+                h = plan.headers
+                if plan.action == "accept":
+                    assert plan.body is not None
+                    post_id = conn.execute(insert(Post).values(
+                        inbound_id=inbound_id, list_id=info.id, message_id=plan.message_id,
+                        in_reply_to=h.in_reply_to, subject=h.subject, sender=h.sender,
+                        created_at=now).returning(Post.id)).scalar_one()
+                    outbound_id = conn.execute(insert(Outbound).values(
+                        kind="post", list_id=info.id, post_id=post_id,
+                        personal=info.delivery == "personalised", body=plan.body,
+                        bounce_local=f"{info.name}-bounces", created_at=now)
+                        .returning(Outbound.id)).scalar_one()
+                    count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=info.id,
+                                             now=now)
+                    created.append((outbound_id, count))
+                    log.info("inbound %d accepted on %s: %d recipients", inbound_id,
+                             info.name, count)
+                elif plan.action == "hold":
+                    conn.execute(insert(Held).values(
+                        inbound_id=inbound_id, list_id=info.id, sender=h.sender,
+                        subject=h.subject, reasons=list(plan.reasons), state="held",
+                        received_at=now))
+                    log.info("inbound %d held on %s: %s", inbound_id, info.name,
+                             "; ".join(plan.reasons))
+                else:
+                    log.info("inbound %d %s on %s: %s", inbound_id, plan.action, info.name,
+                             "; ".join(plan.reasons))
+        return created

@@ -1,0 +1,64 @@
+"""A worker process: Dramatiq worker threads plus the clock, until told to stop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+
+from dramatiq import Worker
+
+from mailer.db import make_engine
+from mailer.settings import Settings
+from workers.broker import make_broker
+from workers.runtime import Clock, build_runtime
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, *, threads: int, wake=None, stop=None,
+               log_level: int = logging.INFO) -> None:
+    """Run until SIGTERM/SIGINT or until ``stop`` (a multiprocessing Event) is set."""
+    logging.basicConfig(level=log_level,
+                        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+    engine = make_engine(settings)
+    broker = make_broker(settings)
+    rt = build_runtime(settings, engine, broker, threads=threads)
+    rt.beat()
+    worker = Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    lease = dt.timedelta(seconds=settings.worker_lease)
+    clock = Clock(rt, wake=wake, embedded=settings.embedded_broker, lease=lease,
+                  tick=min(1.0, settings.worker_lease / 3))
+    clock.start()
+    done = threading.Event()
+
+    def _stop(*_args: object) -> None:
+        done.set()
+        if wake is not None:
+            wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("worker %s running %d threads on %s", rt.worker_id, threads,
+             settings.broker_url)
+    try:
+        while not done.is_set():
+            if stop is not None and stop.wait(0.2):
+                break
+            if stop is None:
+                done.wait(0.5)
+    finally:
+        clock.stop()
+        clock.join(5)
+        worker.stop(timeout=30_000)  # lets in-flight chunks finish and record results
+        broker.close()
+        try:
+            rt.retire()
+        except Exception:
+            log.exception("could not retire worker %s", rt.worker_id)
+        engine.dispose()
+        log.info("worker %s stopped", rt.worker_id)

@@ -1,0 +1,167 @@
+"""Wiring of one worker process: broker, actors, the chunk sender and the clock.
+
+The database is the source of truth; Dramatiq messages only carry ids.  Actors check and
+claim rows, so a message delivered twice does nothing the second time.  Retries belong to
+the clock's sweeper (Dramatiq's own Retries are off for these actors).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import dramatiq
+from sqlalchemy import Engine, delete, insert, select, update
+
+from mailer import delivery
+from mailer.db import utcnow
+from mailer.models import Inbound, WorkerBeat
+from mailer.sending import ChunkSender
+from mailer.settings import Settings
+from mailer.transport import make_sender
+from workers.inbound import InboundProcessor
+
+__all__ = ["Runtime", "build_runtime"]
+
+log = logging.getLogger(__name__)
+
+INBOUND = Inbound.__table__
+STALE_INBOUND = dt.timedelta(seconds=60)
+ACTOR_OPTIONS = {"max_retries": 0, "time_limit": 15 * 60 * 1000}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    broker: dramatiq.Broker
+    worker_id: str
+    process_inbound: dramatiq.Actor
+    deliver_chunk: dramatiq.Actor
+    processor: InboundProcessor
+    chunks: ChunkSender
+
+    def dispatch_chunks(self, outbound_id: int, ranges: list[tuple[int, int]]) -> None:
+        for first, last in ranges:
+            self.deliver_chunk.send(outbound_id, first, last)
+
+    # -- the clock's duties ------------------------------------------------------------
+    def beat(self) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            updated = conn.execute(update(WorkerBeat).where(WorkerBeat.id == self.worker_id)
+                                   .values(beat_at=now)).rowcount
+            if not updated:
+                conn.execute(insert(WorkerBeat).values(
+                    id=self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+                    started_at=now, beat_at=now))
+
+    def retire(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(WorkerBeat).where(WorkerBeat.id == self.worker_id))
+
+    def feed_inbound(self, *, stale: dt.timedelta) -> int:
+        """Enqueue stored messages nobody has taken: new ones, and ones lost on the way."""
+        now = utcnow()
+        cond = INBOUND.c.enqueued_at.is_(None) | (INBOUND.c.enqueued_at <= now - stale)
+        with self.engine.begin() as conn:
+            ids = list(conn.scalars(select(INBOUND.c.id).where(INBOUND.c.state == "received", cond)
+                                    .order_by(INBOUND.c.id).limit(5000)))
+            if ids:
+                conn.execute(update(INBOUND).where(INBOUND.c.id.in_(ids)).values(enqueued_at=now))
+        for ident in ids:
+            self.process_inbound.send(ident)
+        return len(ids)
+
+    def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
+        """Release dead workers' claims and re-enqueue deliveries that are due or lost."""
+        with self.engine.begin() as conn:
+            released = delivery.release_dead_claims(conn, lease=lease)
+            due = delivery.due_for_dispatch(conn, late=late)
+        if released:
+            log.warning("released %d deliveries claimed by stopped workers", released)
+        for outbound_id, ids in due.items():
+            self.dispatch_chunks(outbound_id, delivery.chunk_ranges(ids, self.settings.chunk_size))
+        return sum(len(v) for v in due.values())
+
+
+def build_runtime(settings: Settings, engine: Engine, broker: dramatiq.Broker, *,
+                  threads: int) -> Runtime:
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    chunks = ChunkSender(engine, settings, worker_id=worker_id,
+                         sender_for_thread=lambda: make_sender(settings.relay))
+    holder: dict[str, Runtime] = {}
+
+    def process_inbound(inbound_id: int) -> None:
+        holder["rt"].processor.process(inbound_id)
+
+    def deliver_chunk(outbound_id: int, first: int, last: int) -> None:
+        chunks.send_chunk(outbound_id, first, last)
+
+    ns = settings.queue_namespace
+    inbound_actor = dramatiq.actor(process_inbound, broker=broker, actor_name="process_inbound",
+                                   queue_name=f"{ns}-inbound", **ACTOR_OPTIONS)
+    chunk_actor = dramatiq.actor(deliver_chunk, broker=broker, actor_name="deliver_chunk",
+                                 queue_name=f"{ns}-deliver", **ACTOR_OPTIONS)
+    rt = Runtime(settings, engine, broker, worker_id, inbound_actor, chunk_actor,
+                 processor=None,  # type: ignore[arg-type]  # set just below
+                 chunks=chunks)
+    rt.processor = InboundProcessor(engine, settings, dispatch=rt.dispatch_chunks,
+                                    threads=threads)
+    holder["rt"] = rt
+    return rt
+
+
+class Clock(threading.Thread):
+    """Heartbeat, inbound feeder and sweeper of one worker process.
+
+    ``wake`` (embedded mode) is set by the gateway after each commit, so new mail is fed
+    to the in-process broker at once instead of at the next tick.
+    """
+
+    def __init__(self, rt: Runtime, *, wake=None, embedded: bool, tick: float = 1.0,
+                 lease: dt.timedelta = dt.timedelta(seconds=30),
+                 late: dt.timedelta = dt.timedelta(seconds=30)) -> None:
+        super().__init__(name="citymail-clock", daemon=True)
+        self.rt = rt
+        self.wake = wake
+        self.embedded = embedded
+        self.tick = tick
+        self.lease = lease
+        self.late = late
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        last_sweep = 0.0
+        # An in-process broker starts empty: everything waiting is ours to send now.
+        late = dt.timedelta(0) if self.embedded else self.late
+        stale = dt.timedelta(0) if self.embedded else STALE_INBOUND
+        while not self.stopping.is_set():
+            try:
+                now = time.monotonic()
+                if self.wake is not None:
+                    self.wake.clear()
+                self.rt.feed_inbound(stale=stale)
+                stale = STALE_INBOUND
+                if now - last_sweep >= self.tick:
+                    self.rt.beat()
+                    self.rt.sweep(lease=self.lease, late=late)
+                    late = self.late
+                    last_sweep = now
+            except Exception:
+                log.exception("clock tick failed; trying again")
+            if self.wake is not None:
+                self.wake.wait(self.tick)
+            else:
+                self.stopping.wait(self.tick)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.wake is not None:
+            self.wake.set()
