@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses
 from urllib.parse import quote
 
+from listservs.facts import Membership, facts_from_message, message_id_of, poster_address
 from listservs.lists import ListInfo
+from listservs.policy import ListPolicy, evaluate, policy_from_config
+from mailer.authresults import verdict_from_authres
 from mailer.decorate import ListIdentity, decorate
+from mailer.dkim_verify import DnsFunc, authenticate
 from mailer.settings import Settings
 
 __all__ = ["Membership", "PostPlan", "identity_for", "plan_post", "read_headers"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Membership:
-    """What the database knows about the sender, for the posting rules."""
-
-    is_member: bool
-    named_poster: bool = False
-    moderated: bool = False
-    banned: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +44,7 @@ class PostPlan:
     headers: Headers
     message_id: str  # the original's, or the one added to the derived copy
     body: bytes | None  # decorated copy (accept only)
+    notify_sender: bool = False  # only an authenticated sender hears of a hold or reject
 
 
 def _header(msg: Message, name: str) -> str:
@@ -106,28 +103,48 @@ def identity_for(info: ListInfo, settings: Settings) -> ListIdentity:
     )
 
 
-def decide(info: ListInfo, membership: Membership) -> tuple[str, tuple[str, ...]]:
-    """Members post; everyone else is held for a moderator."""
-    if membership.banned:
-        return "discard", ("banned address",)
-    if info.announce_only and not membership.named_poster:
-        return "hold", ("announce-only list: sender is not a named poster",)
-    if not membership.is_member and not membership.named_poster:
-        return "hold", ("sender is not a member of the list",)
-    if membership.moderated:
-        return "hold", ("member is moderated",)
-    return "accept", ()
+def list_policy(info: ListInfo) -> ListPolicy:
+    """The list's posting rules: its stored ``policy`` settings over the defaults."""
+    return policy_from_config(dict(info.config.get("policy", {})),
+                              announce_only=info.announce_only)
+
+
+def needs_authentication(cfg: ListPolicy, membership: Membership) -> bool:
+    """Whether the decision can depend on proof of the sender (else skip DNS work)."""
+    return (cfg.announce_only or cfg.moderated or cfg.require_authentication
+            or membership.named_poster or membership.moderated)
 
 
 def plan_post(raw: bytes, *, info: ListInfo, settings: Settings, envelope_sender: str,
-              membership: Membership) -> PostPlan:
+              lookup: Callable[[str | None], Membership],
+              seen: Callable[[str | None], bool], now: datetime,
+              dnsfunc: DnsFunc | None = None) -> PostPlan:
+    """Decide what happens to a post and, when accepted, build its decorated copy.
+
+    ``lookup`` tells what the database knows about a sender address; ``seen`` whether a
+    Message-ID was already posted to this list within the duplicate window.
+    """
+    msg = message_from_bytes(raw, policy=policy.compat32)
     headers = read_headers(raw, envelope_sender)
-    action, reasons = decide(info, membership)
+    sender = poster_address(msg, envelope_sender=envelope_sender)
+    membership = lookup(sender)
+    cfg = list_policy(info)
+    if needs_authentication(cfg, membership):
+        auth = authenticate(raw, msg, trusted_authserv_ids=settings.trusted_authserv_ids,
+                            dnsfunc=dnsfunc, verify_dkim=settings.verify_dkim)
+    else:
+        auth = verdict_from_authres(msg, trusted_ids=settings.trusted_authserv_ids)
+    facts = facts_from_message(
+        msg, envelope_sender=envelope_sender, list_address=info.address(settings),
+        list_ids=frozenset({info.list_id_value(settings)}), membership=membership, auth=auth,
+        size=len(raw), now=now, seen_message_id=seen(message_id_of(msg)))
+    decision = evaluate(facts, cfg)
     message_id = headers.message_id or derived_message_id(raw, settings.list_domain)
     body = None
-    if action == "accept":
+    if decision.action == "accept":
         archived_at = f"{settings.base_url}/archives/{info.name}/msg/{quote(message_id, safe='')}"
         body = decorate(raw, identity_for(info, settings), archived_at=archived_at,
                         message_id=None if headers.message_id else message_id,
                         personal=info.delivery == "personalised")
-    return PostPlan(action, reasons, headers, message_id, body)
+    return PostPlan(decision.action, decision.reasons, headers, message_id, body,
+                    decision.notify_sender)

@@ -55,6 +55,8 @@ class Settings:
     worker_threads: int = 8
     chunk_size: int = 200
     sqlite_synchronous: str = "FULL"
+    trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results we believe
+    verify_dkim: bool = True  # check DKIM ourselves when no trusted header vouches
     worker_lease: int = 30  # seconds without a heartbeat before a worker's claims are freed
     relay: Relay = field(default_factory=lambda: Relay("outbox", path=Path("var/outbox")))
 
@@ -88,6 +90,15 @@ def _int(lo: int, hi: int):
         return number
 
     return convert
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"must be 1 or 0 (true/false), got {value!r}")
 
 
 def _str(value: str) -> str:
@@ -163,6 +174,9 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CITYMAIL_CHUNK_SIZE": ("chunk_size", _int(1, 10_000)),
     "CITYMAIL_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", _synchronous),
     "CITYMAIL_WORKER_LEASE": ("worker_lease", _int(2, 3600)),
+    "CITYMAIL_TRUSTED_AUTHSERV_IDS": ("trusted_authserv_ids", lambda v: tuple(
+        x.strip().lower() for x in v.split(",") if x.strip())),
+    "CITYMAIL_VERIFY_DKIM": ("verify_dkim", lambda v: _bool(v)),
 }
 
 

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from listservs.facts import Membership
 from listservs.lists import ListInfo, get_list, list_roles, subscriber_status
-from listservs.posting import Membership, PostPlan, plan_post, read_headers
+from listservs.posting import PostPlan, list_policy, plan_post
 from mailer import delivery
 from mailer.addresses import Target
-from mailer.db import reading, utcnow
+from mailer.db import reading, utcnow, writing
 from mailer.errors import NotFound
 from mailer.models import Held, Inbound, Outbound, Post
 from mailer.settings import Settings
@@ -58,10 +59,11 @@ class InboundProcessor:
                     # as they land; until then the message is kept and logged.
                     notes.append(f"{target.list_name}-{target.role}: not handled yet")
                     continue
-                membership = self._membership(conn, info, mail_from, raw)
-                plans.append((info, plan_post(raw, info=info, settings=self.settings,
-                                              envelope_sender=mail_from,
-                                              membership=membership)))
+                plans.append((info, plan_post(
+                    raw, info=info, settings=self.settings, envelope_sender=mail_from,
+                    lookup=lambda sender, info=info: self._membership(conn, info, sender),
+                    seen=lambda mid, info=info: self._seen(conn, info, mid),
+                    now=utcnow())))
         created = self._store(inbound_id, plans, notes)
         for outbound_id, count in created:
             size = delivery.chunk_size_for(count, threads=self.threads,
@@ -70,19 +72,33 @@ class InboundProcessor:
                 ranges = delivery.pending_ranges(conn, outbound_id, size)
             self.dispatch(outbound_id, ranges)
 
-    def _membership(self, conn: Connection, info: ListInfo, mail_from: str,
-                    raw: bytes) -> Membership:
-        sender = read_headers(raw, mail_from).sender
-        status = subscriber_status(conn, info.id, sender) if sender else None
+    def _membership(self, conn: Connection, info: ListInfo, sender: str | None) -> Membership:
+        if not sender:
+            return Membership()
+        sender = sender.lower()
+        status = subscriber_status(conn, info.id, sender)
         posters = {p.lower() for p in list_roles(conn, info.id, "poster")}
-        return Membership(is_member=status == "active", named_poster=sender in posters)
+        banned = {p.lower() for p in list_roles(conn, info.id, "banned")}
+        return Membership(is_member=status == "active", named_poster=sender in posters,
+                          banned=sender in banned)
+
+    def _seen(self, conn: Connection, info: ListInfo, message_id: str | None) -> bool:
+        """Was this Message-ID posted to the list within the duplicate window?"""
+        if not message_id:
+            return False
+        window = list_policy(info).duplicate_window
+        found = conn.execute(
+            select(Post.id).where(Post.list_id == info.id,
+                                  Post.message_id == f"<{message_id}>",
+                                  Post.created_at > utcnow() - window).limit(1)).first()
+        return found is not None
 
     def _store(self, inbound_id: int, plans: list[tuple[ListInfo, PostPlan]],
                notes: list[str]) -> list[tuple[int, int]]:
         """Write every outcome at once; returns (outbound id, recipients) per fan-out."""
         now = utcnow()
         created: list[tuple[int, int]] = []
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             claimed = conn.execute(
                 update(INBOUND).where(INBOUND.c.id == inbound_id, INBOUND.c.state == "received")
                 .values(state="done", processed_at=now,

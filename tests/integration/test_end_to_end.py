@@ -89,5 +89,5 @@ def test_non_member_post_is_held_not_delivered(env: dict[str, str], sink: Sink) 
     assert len(held) == 1
     assert held[0]["sender"] == "mallory@evil.example"
     assert held[0]["subject"] == "Buy now"
-    assert held[0]["reasons"] == ["sender is not a member of the list"]
+    assert held[0]["reasons"] == ["mallory@evil.example is not a member of the list"]
     assert sink.messages == []
