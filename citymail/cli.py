@@ -140,11 +140,13 @@ def cmd_bounces_parse(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_feeds_parse(args: argparse.Namespace, settings: Settings) -> int:
     from newsletters.feeds import load_source, parse_feed, to_json
 
-    data, url, error = load_source(args.source)
-    if error is not None:
-        result = {"feed": {"title": None, "link": None}, "items": [], "error": error}
+    fetched = load_source(args.source)
+    if fetched.status != "ok" or fetched.body is None:
+        result = {"feed": {"title": None, "link": None}, "items": [],
+                  "error": fetched.error or f"could not read {args.source}"}
     else:
-        result = to_json(parse_feed(data, url=url))
+        result = to_json(parse_feed(fetched.body, url=fetched.url,
+                                    content_type=fetched.content_type))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
