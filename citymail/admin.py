@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from listservs.lists import get_list
 from mailer import schema
-from mailer.db import make_engine, reading
+from mailer.db import make_engine, reading, writing
 from mailer.errors import NotFound
 from mailer.league import load_league, seed_lists
 from mailer.models import Held, MailingList, Member, Subscription
@@ -23,7 +23,7 @@ def init(settings: Settings) -> int:
     engine = make_engine(settings)
     try:
         schema.upgrade(engine)
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             return seed_lists(conn, load_league())
     finally:
         engine.dispose()
@@ -98,7 +98,7 @@ def members_add(settings: Settings, *, email: str, name: str, city: str, role: s
                 lists: list[str]) -> MemberAdded:
     engine = make_engine(settings)
     try:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             result = add_member(conn, load_league(), email=email, name=name, city=city,
                                 role=role, extra_lists=lists, source="cli")
     finally:

@@ -32,6 +32,8 @@ __all__ = ["serve"]
 
 log = logging.getLogger("citymail.serve")
 TABLE_REFRESH_SECONDS = 5.0
+# Workers beside the gateway run at a lower CPU priority so that 250s stay fast under load.
+WORKER_NICE = 5
 
 
 def address_table(engine: Engine, settings: Settings) -> AddressTable:
@@ -55,7 +57,8 @@ class Workers:
     def _spawn(self, index: int) -> SpawnProcess:
         proc = self.ctx.Process(
             target=run_worker, name=f"citymail-worker-{index}", args=(self.settings,),
-            kwargs={"threads": self.threads, "wake": self.wake, "stop": self.stop_event},
+            kwargs={"threads": self.threads, "wake": self.wake, "stop": self.stop_event,
+                    "nice": WORKER_NICE},
             daemon=False)
         proc.start()
         return proc

@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from mailer.db import utcnow
+from mailer.db import utcnow, writing
 from mailer.models import Delivery, Member, Outbound, Subscription, WorkerBeat
 from mailer.transport import Result
 
@@ -110,7 +110,7 @@ def claim(engine: Engine, *, outbound_id: int, first: int, last: int,
         .returning(D.c.id, D.c.recipient, D.c.member_id, D.c.list_id, D.c.attempts,
                    D.c.created_at)
     )
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         rows = conn.execute(stmt).all()
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.delivery_id)
 
@@ -142,7 +142,7 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
             deferred.append({"b_id": r.delivery_id, "b_err": error,
                              "b_due": now + retry_delay(c.attempts)})
     mine = and_(D.c.state == "sending", D.c.claimed_by == worker)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         if sent:
             conn.execute(update(D).where(D.c.id.in_(sent), mine)
                          .values(state="sent", sent_at=now, last_error=None))

@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, insert
 
 from mailer.addresses import AddressTable, Rejection
-from mailer.db import utcnow
+from mailer.db import utcnow, writing
 from mailer.models import Inbound
 
 __all__ = ["GatewayHandler", "GatewaySMTP", "InboundStore", "Received", "start_gateway"]
@@ -106,7 +106,7 @@ class InboundStore:
             for item in items
         ]
         table = Inbound.__table__
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if len(rows) == 1:
                 ids = [conn.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()]
             else:

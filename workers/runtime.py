@@ -20,7 +20,7 @@ import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
 from mailer import delivery
-from mailer.db import utcnow
+from mailer.db import utcnow, writing
 from mailer.models import Inbound, WorkerBeat
 from mailer.sending import ChunkSender
 from mailer.settings import Settings
@@ -54,7 +54,7 @@ class Runtime:
     # -- the clock's duties ------------------------------------------------------------
     def beat(self) -> None:
         now = utcnow()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             updated = conn.execute(update(WorkerBeat).where(WorkerBeat.id == self.worker_id)
                                    .values(beat_at=now)).rowcount
             if not updated:
@@ -63,14 +63,14 @@ class Runtime:
                     started_at=now, beat_at=now))
 
     def retire(self) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(WorkerBeat).where(WorkerBeat.id == self.worker_id))
 
     def feed_inbound(self, *, stale: dt.timedelta) -> int:
         """Enqueue stored messages nobody has taken: new ones, and ones lost on the way."""
         now = utcnow()
         cond = INBOUND.c.enqueued_at.is_(None) | (INBOUND.c.enqueued_at <= now - stale)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             ids = list(conn.scalars(select(INBOUND.c.id).where(INBOUND.c.state == "received", cond)
                                     .order_by(INBOUND.c.id).limit(5000)))
             if ids:
@@ -81,7 +81,7 @@ class Runtime:
 
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
         """Release dead workers' claims and re-enqueue deliveries that are due or lost."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             released = delivery.release_dead_claims(conn, lease=lease)
             due = delivery.due_for_dispatch(conn, late=late)
         if released:
