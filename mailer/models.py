@@ -172,6 +172,9 @@ class Outbound(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     bounce_local: Mapped[str] = mapped_column(String(200))  # e.g. city-clerks-bounces
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set once its chunks were handed to the workers; NULL rows are picked up by the clock
+    # (notices queued by the CLI or the web, which cannot reach the workers' broker).
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Delivery(Base):

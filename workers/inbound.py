@@ -116,7 +116,8 @@ class InboundProcessor:
                     outbound_id = conn.execute(insert(Outbound).values(
                         kind="post", list_id=info.id, post_id=post_id,
                         personal=info.delivery == "personalised", body=plan.body,
-                        bounce_local=f"{info.name}-bounces", created_at=now)
+                        bounce_local=f"{info.name}-bounces", created_at=now,
+                        dispatched_at=now)
                         .returning(Outbound.id)).scalar_one()
                     count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=info.id,
                                              now=now)

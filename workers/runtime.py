@@ -20,8 +20,8 @@ import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
 from mailer import delivery
-from mailer.db import utcnow, writing
-from mailer.models import Inbound, WorkerBeat
+from mailer.db import reading, utcnow, writing
+from mailer.models import Inbound, Outbound, WorkerBeat
 from mailer.sending import ChunkSender
 from mailer.settings import Settings
 from mailer.transport import make_sender
@@ -77,6 +77,21 @@ class Runtime:
                 conn.execute(update(INBOUND).where(INBOUND.c.id.in_(ids)).values(enqueued_at=now))
         for ident in ids:
             self.process_inbound.send(ident)
+        return len(ids)
+
+    def dispatch_new_outbound(self) -> int:
+        """Hand the workers messages queued where the broker is out of reach (CLI, web)."""
+        waiting = select(Outbound.id).where(Outbound.dispatched_at.is_(None))
+        with reading(self.engine) as conn:  # the common case: nothing, and no write lock
+            if conn.execute(waiting.limit(1)).first() is None:
+                return 0
+        with writing(self.engine) as conn:
+            ids = list(conn.scalars(update(Outbound)
+                                    .where(Outbound.id.in_(waiting.limit(1000).scalar_subquery()))
+                                    .values(dispatched_at=utcnow()).returning(Outbound.id)))
+            ranges = {i: delivery.pending_ranges(conn, i, self.settings.chunk_size) for i in ids}
+        for outbound_id, chunk_ranges in ranges.items():
+            self.dispatch_chunks(outbound_id, chunk_ranges)
         return len(ids)
 
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
@@ -149,6 +164,7 @@ class Clock(threading.Thread):
                     self.wake.clear()
                 self.rt.feed_inbound(stale=stale)
                 stale = STALE_INBOUND
+                self.rt.dispatch_new_outbound()
                 if now - last_sweep >= self.tick:
                     self.rt.beat()
                     self.rt.sweep(lease=self.lease, late=late)
