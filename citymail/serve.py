@@ -38,7 +38,7 @@ WORKER_NICE = 5
 
 def address_table(engine: Engine, settings: Settings) -> AddressTable:
     with reading(engine) as conn:
-        rows = conn.execute(select(MailingList.name, MailingList.kind)).tuples().all()
+        rows = conn.execute(select(MailingList.name, MailingList.kind)).all()
     return AddressTable(settings.list_domain, rows)
 
 

@@ -89,7 +89,7 @@ def chunk_ranges(ids: Sequence[int], size: int) -> list[tuple[int, int]]:
 
 def chunk_size_for(count: int, *, threads: int, maximum: int, minimum: int = 25) -> int:
     """Small sends are spread over every thread for latency; big ones use full chunks."""
-    return max(minimum, min(maximum, math.ceil(count / max(1, threads))))
+    return min(maximum, max(minimum, math.ceil(count / max(1, threads))))
 
 
 def pending_ranges(conn: Connection, outbound_id: int, size: int) -> list[tuple[int, int]]:
@@ -156,15 +156,22 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
     return {"sent": len(sent), "failed": len(failed), "deferred": len(deferred)}
 
 
-def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> int:
-    """Rows claimed by a worker that stopped beating go back to pending."""
+def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> dict[int, list[int]]:
+    """Rows claimed by a worker that stopped beating go back to pending, to be sent now.
+
+    Returns the released ids by outbound id, for the caller to enqueue.
+    """
     now = utcnow()
     alive = select(WorkerBeat.id).where(WorkerBeat.beat_at > now - lease)
-    result = conn.execute(
+    rows = conn.execute(
         update(D).where(D.c.state == "sending",
                         or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(alive)))
-        .values(state="pending", due_at=now, claimed_by=None))
-    return result.rowcount or 0
+        .values(state="pending", due_at=now, claimed_by=None)
+        .returning(D.c.id, D.c.outbound_id)).all()
+    grouped: dict[int, list[int]] = {}
+    for row in sorted(rows):
+        grouped.setdefault(row.outbound_id, []).append(row.id)
+    return grouped
 
 
 def due_for_dispatch(conn: Connection, *, late: dt.timedelta,
@@ -201,4 +208,4 @@ def progress(conn: Connection, outbound_id: int | None = None) -> dict[str, int]
     stmt = select(D.c.state, func.count()).group_by(D.c.state)
     if outbound_id is not None:
         stmt = stmt.where(D.c.outbound_id == outbound_id)
-    return dict(conn.execute(stmt).tuples().all())
+    return dict(conn.execute(stmt).all())

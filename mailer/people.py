@@ -54,16 +54,16 @@ def subscribe(conn: Connection, member_id: int, names: list[str], *, source: str
     """Subscribe to ``names``; returns (newly subscribed, kept out because they had left)."""
     if not names:
         return [], []
-    lists = dict(conn.execute(
-        select(MailingList.name, MailingList.id).where(MailingList.name.in_(names))).tuples().all())
+    lists: dict[str, int] = {row.name: row.id for row in conn.execute(
+        select(MailingList.name, MailingList.id).where(MailingList.name.in_(names)))}
     missing = [n for n in names if n not in lists]
     if missing:
         raise NotFound(f"no such list or newsletter: {', '.join(missing)} "
                        "(see: citymail lists show)")
-    current = dict(conn.execute(
+    current: dict[int, str] = dict(conn.execute(  # type: ignore[arg-type]
         select(Subscription.list_id, Subscription.status)
         .where(Subscription.member_id == member_id,
-               Subscription.list_id.in_(lists.values()))).tuples().all())
+               Subscription.list_id.in_(lists.values()))).all())
     added, kept_out = [], []
     now = utcnow()
     for name in names:

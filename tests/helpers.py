@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -41,8 +42,11 @@ class Received:
 class SinkHandler:
     messages: list[Received] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    delay: float = 0.0  # seconds per message: a slow relay
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.cond:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           bytes(envelope.original_content)))
@@ -130,7 +134,8 @@ class Server:
         out = self._out
         self.proc = subprocess.Popen([sys.executable, "-m", "citymail", "serve", *self.args],
                                      env=self.env, cwd=ROOT, stdout=out,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -153,6 +158,13 @@ class Server:
                 self.proc.wait()
         self._out.close()
         return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 of citymail serve and its worker processes at once."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._out.close()
 
     def output(self) -> str:
         return self.log.read_text()

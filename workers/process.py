@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -54,12 +55,16 @@ def run_worker(settings: Settings, *, threads: int, wake=None, stop=None, nice: 
     signal.signal(signal.SIGINT, _stop)
     log.info("worker %s running %d threads on %s", rt.worker_id, threads,
              settings.broker_url)
+    parent = multiprocessing.parent_process()
     try:
         while not done.is_set():
             if stop is not None and stop.wait(0.2):
                 break
             if stop is None:
                 done.wait(0.5)
+            if parent is not None and not parent.is_alive():
+                log.error("citymail serve went away; this worker stops too")
+                break
     finally:
         clock.stop()
         clock.join(5)

@@ -100,8 +100,12 @@ class Runtime:
             released = delivery.release_dead_claims(conn, lease=lease)
             due = delivery.due_for_dispatch(conn, late=late)
         if released:
-            log.warning("released %d deliveries claimed by stopped workers", released)
+            log.warning("released %d deliveries claimed by stopped workers",
+                        sum(len(v) for v in released.values()))
+        for outbound_id, ids in released.items():
+            due.setdefault(outbound_id, []).extend(ids)
         for outbound_id, ids in due.items():
+            ids.sort()
             self.dispatch_chunks(outbound_id, delivery.chunk_ranges(ids, self.settings.chunk_size))
         return sum(len(v) for v in due.values())
 
