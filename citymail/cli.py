@@ -161,7 +161,7 @@ def cmd_bench_fanout(args: argparse.Namespace, settings: Settings) -> int:
     from citymail.bench import fanout
 
     _print_json_line(fanout(members=args.members, mode=args.mode, relay=args.relay,
-                            threads=args.threads))
+                            threads=args.threads, posts=args.posts))
     return 0
 
 
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=["bulk", "personalised"], default="personalised")
     s.add_argument("--relay", required=True, help="smtp://HOST:PORT or outbox:DIR")
     s.add_argument("--threads", type=int, default=8)
+    s.add_argument("--posts", type=int, default=1, help="posts to send; the median is printed")
     s.set_defaults(func=cmd_bench_fanout)
     return p
 
