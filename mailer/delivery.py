@@ -48,6 +48,8 @@ class Claimed:
     list_id: int | None
     attempts: int
     created_at: dt.datetime
+    outbound_id: int
+    claimed_at: dt.datetime
 
 
 def fan_out(conn: Connection, *, outbound_id: int, list_id: int,
@@ -108,7 +110,7 @@ def claim(engine: Engine, *, outbound_id: int, first: int, last: int,
                D.c.state == "pending")
         .values(state="sending", claimed_by=worker, claimed_at=now, attempts=D.c.attempts + 1)
         .returning(D.c.id, D.c.recipient, D.c.member_id, D.c.list_id, D.c.attempts,
-                   D.c.created_at)
+                   D.c.created_at, D.c.outbound_id, D.c.claimed_at)
     )
     with writing(engine) as conn:
         rows = conn.execute(stmt).all()
@@ -141,11 +143,15 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
         else:
             deferred.append({"b_id": r.delivery_id, "b_err": error,
                              "b_due": now + retry_delay(c.attempts)})
-    mine = and_(D.c.state == "sending", D.c.claimed_by == worker)
+    if not claimed:
+        return {"sent": 0, "failed": 0, "deferred": 0}
+    # This claim's rows only: same worker, same message, same claim time.
+    mine = and_(D.c.state == "sending", D.c.claimed_by == worker,
+                D.c.outbound_id == claimed[0].outbound_id,
+                D.c.claimed_at == claimed[0].claimed_at)
     with writing(engine) as conn:
-        if sent:
-            conn.execute(update(D).where(D.c.id.in_(sent), mine)
-                         .values(state="sent", sent_at=now, last_error=None))
+        # The exceptions first, row by row; then everything else this worker still holds
+        # in the chunk's id range is sent: one range UPDATE instead of a list of ids.
         if failed:
             conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
                          .values(state="failed", last_error=bindparam("b_err")), failed)
@@ -153,6 +159,9 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
             conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
                          .values(state="deferred", last_error=bindparam("b_err"),
                                  due_at=bindparam("b_due")), deferred)
+        if sent:
+            conn.execute(update(D).where(D.c.id.between(min(sent), max(sent)), mine)
+                         .values(state="sent", sent_at=now, last_error=None))
     return {"sent": len(sent), "failed": len(failed), "deferred": len(deferred)}
 
 

@@ -77,7 +77,7 @@ class ChunkSender:
             if c.member_id is not None and c.list_id is not None:
                 head = personal_headers(unsubscribe_url(s, c.member_id, c.list_id), mailto)
             out.append(Copy(verp_sender(bounce_local, domain, key, c.delivery_id),
-                            ((c.delivery_id, c.recipient),), head + body))
+                            ((c.delivery_id, c.recipient),), body, head))
         return out
 
     def send_chunk(self, outbound_id: int, first: int, last: int) -> dict[str, int]:

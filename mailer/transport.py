@@ -7,10 +7,8 @@ become "deferred" (retried later, nobody failed), 5xx for a recipient becomes "f
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import smtplib
 import socket
 import ssl
 import threading
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mailer.settings import Relay
+from mailer.smtp_client import SmtpClient, SmtpError, dot_stuff
 
 __all__ = ["Copy", "MemorySender", "OutboxSender", "Result", "Sender", "SmtpSender",
            "make_sender"]
@@ -29,11 +28,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Copy:
-    """One SMTP transaction: one envelope sender, one or more recipients, the bytes."""
+    """One SMTP transaction: one envelope sender, one or more recipients, the bytes.
+
+    ``body`` is shared by every copy of a message; ``head`` holds the recipient's own
+    header lines (spliced in front), so the shared part is prepared once.
+    """
 
     mail_from: str
     rcpts: tuple[tuple[int, str], ...]  # (delivery id, address)
-    data: bytes
+    body: bytes
+    head: bytes = b""
+
+    @property
+    def data(self) -> bytes:
+        return self.head + self.body
 
 
 @dataclass(frozen=True)
@@ -108,42 +116,50 @@ def _outcome(code: int) -> str:
 
 
 class SmtpSender:
-    """SMTP to the relay over one reused connection (one sender per worker thread)."""
+    """SMTP to the relay over one reused, pipelined connection (one per worker thread)."""
 
-    def __init__(self, relay: Relay, *, timeout: float = 30.0, local_hostname: str | None = None):
+    def __init__(self, relay: Relay, *, timeout: float = 30.0,
+                 local_hostname: str | None = None) -> None:
         self.relay = relay
         self.timeout = timeout
         self.local_hostname = local_hostname or socket.getfqdn()
-        self._conn: smtplib.SMTP | None = None
+        self._conn: SmtpClient | None = None
+        self._stuffed: tuple[bytes, bytes] | None = None  # (body, dot-stuffed body)
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> SmtpClient:
         if self._conn is None:
-            conn = smtplib.SMTP(self.relay.host, self.relay.port, timeout=self.timeout,
-                                local_hostname=self.local_hostname)
-            conn.ehlo()
-            if self.relay.starttls:
-                conn.starttls(context=ssl.create_default_context())
-                conn.ehlo()
-            if self.relay.username:
-                conn.login(self.relay.username, self.relay.password or "")
+            conn = SmtpClient(self.relay.host, self.relay.port, timeout=self.timeout,
+                              local_hostname=self.local_hostname)
+            try:
+                if self.relay.starttls:
+                    conn.starttls(ssl.create_default_context())
+                if self.relay.username:
+                    conn.login(self.relay.username, self.relay.password or "")
+            except SmtpError:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.close()
+            conn.close()
+
+    def _stuff(self, body: bytes) -> bytes:
+        if self._stuffed is None or self._stuffed[0] is not body:
+            self._stuffed = (body, dot_stuff(body))
+        return self._stuffed[1]
 
     def send(self, copies: Sequence[Copy]) -> list[Result]:
         results: list[Result] = []
         for index, copy in enumerate(copies):
             try:
                 results.extend(self._transaction(copy))
-            except (OSError, smtplib.SMTPException) as exc:
+            except SmtpError as exc:
                 # A dead or dropped relay fails nobody: this copy and the rest wait.
                 self._drop()
-                text = f"relay {self.relay.host}:{self.relay.port}: {exc}"
+                text = str(exc)
                 log.warning("relay trouble, deferring %d copies: %s", len(copies) - index, text)
                 for rest in copies[index:]:
                     results.extend(Result(d, "deferred", 0, text) for d, _ in rest.rcpts)
@@ -153,36 +169,29 @@ class SmtpSender:
     def _transaction(self, copy: Copy) -> list[Result]:
         conn = self._connect()
         options: list[str] = []
-        if not copy.data.isascii() and conn.has_extn("8bitmime"):
+        if conn.has("8BITMIME") and not (copy.body.isascii() and copy.head.isascii()):
             options.append("BODY=8BITMIME")
-        if not (copy.mail_from.isascii() and all(r.isascii() for _, r in copy.rcpts)):
+        if conn.has("SMTPUTF8") and not (copy.mail_from.isascii()
+                                         and all(r.isascii() for _, r in copy.rcpts)):
             options.append("SMTPUTF8")
-        code, text = conn.mail(copy.mail_from, options)
-        if code != 250:
-            conn.rset()
-            return [Result(d, _outcome(code), code, text.decode(errors="replace"))
+        outcome = conn.send(copy.mail_from, [r for _, r in copy.rcpts], self._stuff(copy.body),
+                            head=copy.head, options=options)
+        if not outcome.mail.ok:
+            return [Result(d, _outcome(outcome.mail.code), outcome.mail.code, outcome.mail.text)
                     for d, _ in copy.rcpts]
-        accepted: list[tuple[int, str]] = []
-        refused: list[Result] = []
-        for delivery_id, rcpt in copy.rcpts:
-            code, text = conn.rcpt(rcpt)
-            if code in (250, 251):
-                accepted.append((delivery_id, rcpt))
-            else:
-                refused.append(Result(delivery_id, _outcome(code), code,
-                                      text.decode(errors="replace")))
-        if not accepted:
-            conn.rset()
-            return refused
-        code, text = conn.data(copy.data)
-        reply = text.decode(errors="replace")
-        return refused + [Result(d, _outcome(code), code, reply) for d, _ in accepted]
+        results = []
+        for (delivery_id, _), reply in zip(copy.rcpts, outcome.rcpts, strict=True):
+            final = reply if not reply.ok or outcome.data is None else outcome.data
+            if reply.ok and outcome.data is None:  # accepted, but the data was never sent
+                results.append(Result(delivery_id, "deferred", 0, "DATA was not accepted"))
+                continue
+            results.append(Result(delivery_id, _outcome(final.code), final.code, final.text))
+        return results
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._conn.quit()
-        self._drop()
+            self._conn.quit()
+        self._conn = None
 
 
 _local = threading.local()

@@ -57,9 +57,9 @@ class SinkHandler:
 class Sink:
     """A real aiosmtpd server that keeps everything it is sent (the relay in tests)."""
 
-    def __init__(self) -> None:
-        self.handler = SinkHandler()
-        self.port = free_port()
+    def __init__(self, handler: SinkHandler | None = None, port: int | None = None) -> None:
+        self.handler = handler or SinkHandler()
+        self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      enable_SMTPUTF8=True, decode_data=False)
 
@@ -87,6 +87,8 @@ class Sink:
         return self
 
     def stop(self) -> None:
+        if self.controller.loop.is_closed():
+            return
         self.controller.stop()
 
 

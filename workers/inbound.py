@@ -37,6 +37,25 @@ class InboundProcessor:
         self.dispatch = dispatch  # (outbound id, chunk ranges) -> enqueue deliver_chunk
         self.threads = threads
 
+    def warm_up(self) -> None:
+        """Run one synthetic post through policy and decoration, storing nothing.
+
+        The first post after a start otherwise pays for lazy initialisation (the public
+        suffix list, compiled patterns, first-use imports): about a second measured.
+        """
+        from listservs.facts import Membership as M
+        from listservs.lists import ListInfo
+
+        info = ListInfo(0, "warm-up", "list", "Warm-up", "Warm-up", "", None, False,
+                        "personalised", "", {})
+        raw = (b"From: a@example.org\r\nTo: warm-up@example.org\r\nSubject: x\r\n"
+               b"Message-ID: <w@example.org>\r\n\r\nx\r\n")
+        try:
+            plan_post(raw, info=info, settings=self.settings, envelope_sender="a@example.org",
+                      lookup=lambda _s: M(is_member=True), seen=lambda _m: False, now=utcnow())
+        except Exception:
+            log.exception("warm-up failed (harmless)")
+
     def process(self, inbound_id: int) -> None:
         with reading(self.engine) as conn:
             c = INBOUND.c

@@ -38,6 +38,7 @@ def run_worker(settings: Settings, *, threads: int, wake=None, stop=None, nice: 
     broker = make_broker(settings)
     rt = build_runtime(settings, engine, broker, threads=threads)
     rt.beat()
+    rt.processor.warm_up()
     worker = Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     lease = dt.timedelta(seconds=settings.worker_lease)
