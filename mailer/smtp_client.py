@@ -13,6 +13,7 @@ the connection and defers); refusals are returned as replies, never raised.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 import ssl
@@ -165,10 +166,8 @@ class SmtpClient:
         return TransactionResult(mail, replies, data_reply)
 
     def quit(self) -> None:
-        try:
+        with contextlib.suppress(SmtpError):
             self.command("QUIT")
-        except SmtpError:
-            pass
         self.close()
 
     def close(self) -> None:
