@@ -24,6 +24,8 @@ from mailer.gateway import GatewayHandler, InboundStore, start_gateway
 from mailer.models import MailingList
 from mailer.schema import is_current
 from mailer.settings import Settings
+from web.app import create_app
+from web.server import serve_web, stop_web
 from workers.broker import make_broker
 from workers.process import run_worker
 from workers.runtime import build_runtime
@@ -102,6 +104,12 @@ async def _serve(settings: Settings, engine: Engine, workers: Workers | None) ->
 
         store = InboundStore(engine, on_stored=on_stored, enqueued=True)
     handler = GatewayHandler(address_table(engine, settings), store)
+    # The web first: a busy web port fails before the gateway's writer thread starts.
+    web, web_task = await serve_web(create_app(settings, engine), settings.web_host,
+                                    settings.web_port)
+    web_port = web.servers[0].sockets[0].getsockname()[1]
+    print(f"citymail: web listening on {settings.web_host}:{web_port}; links in mail use "
+          f"{settings.base_url}", flush=True)
     store.start()
     server = await start_gateway(handler, host=settings.smtp_host, port=settings.smtp_port,
                                  max_size=settings.max_message_size)
@@ -122,7 +130,11 @@ async def _serve(settings: Settings, engine: Engine, workers: Workers | None) ->
                 log.exception("could not refresh the address table; keeping the old one")
             if workers is not None:
                 workers.check()
+            if web_task.done():
+                log.error("the web server stopped; stopping citymail")
+                stopping.set()
     print("citymail: stopping (finishing stored work)", flush=True)
+    await stop_web(web, web_task)
     server.close()
     await server.wait_closed()
     await store.stop()

@@ -94,12 +94,14 @@ class Sink:
 
 def base_env(tmp: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYMAIL_")}
+    web_port = free_port()
     env.update({
+        "CITYMAIL_BASE_URL": f"http://127.0.0.1:{web_port}",
         "CITYMAIL_DATABASE_URL": f"sqlite:///{tmp / 'citymail.db'}",
         "CITYMAIL_VAR_DIR": str(tmp / "var"),
         "CITYMAIL_RELAY_URL": f"outbox:{tmp / 'outbox'}",
         "CITYMAIL_SMTP_PORT": str(free_port()),
-        "CITYMAIL_WEB_PORT": str(free_port()),
+        "CITYMAIL_WEB_PORT": str(web_port),
         "CITYMAIL_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "CITYMAIL_WORKER_THREADS": "4",
         "PYTHONUNBUFFERED": "1",

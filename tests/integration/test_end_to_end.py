@@ -91,3 +91,29 @@ def test_non_member_post_is_held_not_delivered(env: dict[str, str], sink: Sink) 
     assert held[0]["subject"] == "Buy now"
     assert held[0]["reasons"] == ["mallory@evil.example is not a member of the list"]
     assert sink.messages == []
+
+
+def test_one_click_unsubscribe_from_a_delivered_copy(env: dict[str, str], sink: Sink) -> None:
+    import urllib.request
+
+    server = Server(env).start()
+    try:
+        post(server.port, "Alice <alice@example.org>", "Unsubscribe me")
+        copies = sink.wait_for(len(SUBSCRIBERS))
+        bob = next(c for c in copies if c.rcpt_tos == ["bob@example.net"])
+        url = bob.message["List-Unsubscribe"].split(",")[0].strip().strip("<>")
+        # A link scanner's GET changes nothing.
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200
+        assert "city-clerks" in cli(env, "members", "show", "bob@example.net", "--json").stdout
+        # The mail client's RFC 8058 POST unsubscribes at once.
+        request = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST",
+                                         headers={"Content-Type":
+                                                  "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as page:
+            assert page.status == 200
+    finally:
+        server.stop()
+    shown = json.loads(cli(env, "members", "show", "bob@example.net", "--json").stdout)
+    assert shown["left"] == ["city-clerks"]
+    assert {s["name"] for s in shown["subscriptions"]} == {"advocate", "western-city"}
