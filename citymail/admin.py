@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from listservs.lists import get_list
-from mailer import schema
+from mailer import delivery, schema
 from mailer.db import make_engine, reading, writing
 from mailer.errors import NotFound
 from mailer.league import load_league, seed_lists
-from mailer.models import Held, MailingList, Member, Subscription
+from mailer.models import Held, MailingList, Member, Outbound, Subscription
 from mailer.people import add_member, normalise_email
 from mailer.settings import Settings
 
@@ -105,6 +105,24 @@ def members_add(settings: Settings, *, email: str, name: str, city: str, role: s
         engine.dispose()
     return MemberAdded(normalise_email(email), result.created, result.subscribed,
                        result.kept_out)
+
+
+def deliveries_status(settings: Settings, *, all_messages: bool = False) -> list[dict[str, Any]]:
+    engine = make_engine(settings)
+    try:
+        with reading(engine) as conn:
+            rows = delivery.status(conn, include_finished=all_messages)
+            info = {r.id: r for r in conn.execute(
+                select(Outbound.id, Outbound.kind, Outbound.created_at, MailingList.name)
+                .outerjoin(MailingList, MailingList.id == Outbound.list_id)
+                .where(Outbound.id.in_([r["id"] for r in rows])))}
+    finally:
+        engine.dispose()
+    for row in rows:
+        meta = info.get(row["id"])
+        if meta is not None:
+            row.update(kind=meta.kind, list=meta.name, created=meta.created_at.isoformat())
+    return rows
 
 
 def members_show(settings: Settings, email: str) -> dict[str, Any]:

@@ -119,6 +119,24 @@ def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_deliveries_status(args: argparse.Namespace, settings: Settings) -> int:
+    from citymail import admin
+
+    rows = admin.deliveries_status(settings, all_messages=args.all)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("nothing is being delivered")
+    for r in rows:
+        eta = "unknown (nothing sent in the last minute)" if r["eta_seconds"] is None else (
+            f"{r['eta_seconds']:.0f} s")
+        print(f"#{r['id']} {r.get('kind', '?')} {r.get('list') or '-'}: {r['sent']}/{r['total']} "
+              f"sent, {r['pending'] + r['sending']} queued, {r['deferred']} deferred, "
+              f"{r['failed']} failed; {r['rate_per_s']}/s; ETA {eta}")
+    return 0
+
+
 def cmd_bounces_parse(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
@@ -218,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("email")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_members_show)
+
+    deliveries = sub.add_parser("deliveries", help="outgoing mail").add_subparsers(
+        dest="deliveries_verb", required=True, metavar="ACTION")
+    s = deliveries.add_parser("status", help="progress and ETA of messages being delivered")
+    s.add_argument("--all", action="store_true", help="include finished messages")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_deliveries_status)
 
     bounces = sub.add_parser("bounces", help="bounce processing").add_subparsers(
         dest="bounces_verb", required=True, metavar="ACTION")

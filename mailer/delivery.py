@@ -218,3 +218,46 @@ def progress(conn: Connection, outbound_id: int | None = None) -> dict[str, int]
     if outbound_id is not None:
         stmt = stmt.where(D.c.outbound_id == outbound_id)
     return dict(conn.execute(stmt).all())
+
+
+def status(conn: Connection, *, now: dt.datetime | None = None,
+           window: dt.timedelta = dt.timedelta(minutes=1),
+           include_finished: bool = False) -> list[dict[str, object]]:
+    """Progress of every message still being delivered, with an honest ETA.
+
+    The rate is what was actually sent in the last ``window``; the ETA is the remaining
+    rows at that rate, but never earlier than the latest retry already scheduled.
+    """
+    now = now or utcnow()
+    counts = conn.execute(
+        select(D.c.outbound_id, D.c.state, func.count(),
+               func.max(D.c.due_at, type_=D.c.due_at.type))
+        .group_by(D.c.outbound_id, D.c.state)).all()
+    recent = dict(conn.execute(
+        select(D.c.outbound_id, func.count())
+        .where(D.c.state == "sent", D.c.sent_at > now - window)
+        .group_by(D.c.outbound_id)).all())  # type: ignore[arg-type]
+    by_outbound: dict[int, dict[str, object]] = {}
+    for outbound_id, state, count, latest_due in counts:
+        entry = by_outbound.setdefault(outbound_id, {
+            "id": outbound_id, "pending": 0, "sending": 0, "sent": 0, "deferred": 0,
+            "failed": 0, "next_retry": None})
+        entry[state] = count
+        if state == "deferred" and latest_due is not None:
+            entry["next_retry"] = latest_due.isoformat()
+    out = []
+    for outbound_id, entry in sorted(by_outbound.items()):
+        remaining = int(entry["pending"]) + int(entry["sending"]) + int(entry["deferred"])
+        if not remaining and not include_finished:
+            continue
+        rate = recent.get(outbound_id, 0) / window.total_seconds()
+        eta: float | None = remaining / rate if rate and remaining else (0.0 if not remaining
+                                                                            else None)
+        if entry["next_retry"] and eta is not None:
+            retry_in = (dt.datetime.fromisoformat(str(entry["next_retry"])) - now).total_seconds()
+            eta = max(eta, retry_in)
+        entry.update(total=remaining + int(entry["sent"]) + int(entry["failed"]),
+                     remaining=remaining, rate_per_s=round(rate, 1),
+                     eta_seconds=None if eta is None else round(eta, 1))
+        out.append(entry)
+    return out
