@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from mailer.db import utcnow, writing
 from mailer.models import Delivery, Member, Outbound, Subscription, WorkerBeat
+from mailer.throttle import Throttles
 from mailer.transport import Result
 
 __all__ = [
@@ -101,8 +102,12 @@ def pending_ranges(conn: Connection, outbound_id: int, size: int) -> list[tuple[
 
 
 def claim(engine: Engine, *, outbound_id: int, first: int, last: int,
-          worker: str) -> list[Claimed]:
-    """Take the pending rows of one chunk for this worker (an idempotent no-op if gone)."""
+          worker: str, throttles: Throttles | None = None) -> list[Claimed]:
+    """Take the pending rows of one chunk for this worker (an idempotent no-op if gone).
+
+    With sending limits, rows whose slot is later are deferred to it in the same
+    transaction instead of being returned: no actor ever waits for a slot.
+    """
     now = utcnow()
     stmt = (
         update(D)
@@ -113,19 +118,32 @@ def claim(engine: Engine, *, outbound_id: int, first: int, last: int,
                    D.c.created_at, D.c.outbound_id, D.c.claimed_at)
     )
     with writing(engine) as conn:
-        rows = conn.execute(stmt).all()
-    return sorted((Claimed(*row) for row in rows), key=lambda c: c.delivery_id)
+        rows = sorted((Claimed(*row) for row in conn.execute(stmt)),
+                      key=lambda c: c.delivery_id)
+        if throttles is None or not throttles.active or not rows:
+            return rows
+        dues = throttles.plan(conn, [c.recipient for c in rows], now)
+        later = [{"b_id": c.delivery_id, "b_due": due} for c, due in zip(rows, dues, strict=True)
+                 if due > now]
+        if later:
+            conn.execute(update(D).where(D.c.id == bindparam("b_id"))
+                         .values(state="deferred", due_at=bindparam("b_due"), claimed_by=None,
+                                 attempts=D.c.attempts - 1), later)
+    waiting = {row["b_id"] for row in later}
+    return [c for c in rows if c.delivery_id not in waiting]
 
 
-def retry_delay(attempts: int, *, rng: random.Random | None = None) -> dt.timedelta:
+def retry_delay(attempts: int, *, rng: random.Random | None = None,
+                base: dt.timedelta = RETRY_BASE) -> dt.timedelta:
     """Exponential back-off with +-25% jitter so a recovered relay is not stampeded."""
-    base = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, attempts - 1)))
+    base = min(RETRY_CAP, base * (2 ** max(0, attempts - 1)))
     jitter = (rng or random).uniform(0.75, 1.25)
     return dt.timedelta(seconds=base.total_seconds() * jitter)
 
 
 def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[Claimed],
-                   *, worker: str) -> dict[str, int]:
+                   *, worker: str, retry_base: dt.timedelta = RETRY_BASE,
+                   give_up_after: dt.timedelta = GIVE_UP_AFTER) -> dict[str, int]:
     """Write the outcome of a chunk in one transaction; returns counts per state."""
     now = utcnow()
     by_id = {c.delivery_id: c for c in claimed}
@@ -138,11 +156,11 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
             continue
         c = by_id[r.delivery_id]
         error = f"{r.code} {r.text}"[:2000]
-        if now - c.created_at > GIVE_UP_AFTER:
+        if now - c.created_at > give_up_after:
             failed.append({"b_id": r.delivery_id, "b_err": f"gave up after retries: {error}"})
         else:
             deferred.append({"b_id": r.delivery_id, "b_err": error,
-                             "b_due": now + retry_delay(c.attempts)})
+                             "b_due": now + retry_delay(c.attempts, base=retry_base)})
     if not claimed:
         return {"sent": 0, "failed": 0, "deferred": 0}
     # This claim's rows only: same worker, same message, same claim time.
@@ -159,10 +177,18 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
             conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
                          .values(state="deferred", last_error=bindparam("b_err"),
                                  due_at=bindparam("b_due")), deferred)
+        for domain in _pushed_back(results, by_id):
+            Throttles.learn(conn, domain, now)
         if sent:
             conn.execute(update(D).where(D.c.id.between(min(sent), max(sent)), mine)
                          .values(state="sent", sent_at=now, last_error=None))
     return {"sent": len(sent), "failed": len(failed), "deferred": len(deferred)}
+
+
+def _pushed_back(results: Sequence[Result], by_id: dict[int, Claimed]) -> set[str]:
+    """Domains that deferred with 4.7.x: they asked us to send more slowly."""
+    return {by_id[r.delivery_id].recipient.rpartition("@")[2].lower() for r in results
+            if r.outcome == "deferred" and 400 <= r.code < 500 and "4.7." in r.text}
 
 
 def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> dict[int, list[int]]:

@@ -218,6 +218,16 @@ class Held(Base):
     decided_by: Mapped[str | None] = mapped_column(String(320))
 
 
+class Throttle(Base):
+    """One sending limit's state (GCRA): shared by every worker process."""
+
+    __tablename__ = "throttles"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[dt.datetime] = mapped_column()  # theoretical arrival time of the next slot
+    interval: Mapped[float] = mapped_column(default=0.0)  # learnt limits only
+    until: Mapped[dt.datetime | None] = mapped_column()  # learnt limits expire
+
+
 class WorkerBeat(Base):
     """Live worker processes; claims held by a process that stopped beating are released."""
 

@@ -7,6 +7,7 @@ the envelope, the VERP bounce address.  Python's email package is never run per 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from mailer import delivery
 from mailer.db import reading
 from mailer.decorate import personal_headers
 from mailer.settings import Settings
+from mailer.throttle import Throttles
 from mailer.tokens import sign
 from mailer.transport import Copy, Result, Sender
 from mailer.verp import verp_sender
@@ -44,6 +46,8 @@ class ChunkSender:
         self._bodies: OrderedDict[int, tuple[bytes, str, bool]] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_size = cache_size
+        self.throttles = Throttles(rate=settings.rate, window=settings.rate_window,
+                                   domains=settings.domain_rates)
 
     def _body(self, outbound_id: int) -> tuple[bytes, str, bool]:
         with self._lock:
@@ -82,7 +86,7 @@ class ChunkSender:
 
     def send_chunk(self, outbound_id: int, first: int, last: int) -> dict[str, int]:
         claimed = delivery.claim(self.engine, outbound_id=outbound_id, first=first, last=last,
-                                 worker=self.worker_id)
+                                 worker=self.worker_id, throttles=self.throttles)
         if not claimed:
             return {}
         body, bounce_local, personal = self._body(outbound_id)
@@ -93,6 +97,9 @@ class ChunkSender:
             log.exception("outbound %d chunk %d-%d failed", outbound_id, first, last)
             results = [Result(c.delivery_id, "deferred", 0, f"internal error: {exc}")
                        for c in claimed]
-        counts = delivery.record_results(self.engine, results, claimed, worker=self.worker_id)
+        counts = delivery.record_results(
+            self.engine, results, claimed, worker=self.worker_id,
+            retry_base=dt.timedelta(seconds=self.settings.retry_base),
+            give_up_after=dt.timedelta(hours=self.settings.give_up_hours))
         log.info("outbound %d chunk %d-%d: %s", outbound_id, first, last, counts)
         return counts

@@ -57,6 +57,11 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results we believe
     verify_dkim: bool = True  # check DKIM ourselves when no trusted header vouches
+    rate: float = 0.0  # messages per second over all workers; 0: no limit
+    rate_window: tuple[int, float] | None = None  # (messages, seconds), e.g. 10000 per hour
+    domain_rates: dict[str, float] = field(default_factory=dict)  # domain -> messages/s
+    retry_base: int = 60  # seconds before the first retry of a deferred copy; doubles each time
+    give_up_hours: int = 96  # a copy still deferred after this long fails
     worker_lease: int = 30  # seconds without a heartbeat before a worker's claims are freed
     relay: Relay = field(default_factory=lambda: Relay("outbox", path=Path("var/outbox")))
 
@@ -99,6 +104,43 @@ def _bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"must be 1 or 0 (true/false), got {value!r}")
+
+
+def _rate(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"must be messages per second such as 50 or 0.5, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"must be 0 (no limit) or more, got {value!r}")
+    return number
+
+
+def _window(value: str) -> tuple[int, float] | None:
+    if not value.strip():
+        return None
+    count, slash, seconds = value.partition("/")
+    try:
+        result = (int(count), float(seconds))
+    except ValueError:
+        result = (0, 0.0)
+    if not slash or result[0] <= 0 or result[1] <= 0:
+        raise ValueError(f"must be COUNT/SECONDS such as 10000/3600, got {value!r}")
+    return result
+
+
+def _domain_rates(value: str) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for item in filter(None, (x.strip() for x in value.split(","))):
+        domain, eq, rate = item.partition("=")
+        try:
+            rates[domain.strip().lower()] = float(rate)
+        except ValueError:
+            eq = ""
+        if not eq or not domain.strip() or rates.get(domain.strip().lower(), 0) <= 0:
+            raise ValueError(f"must be DOMAIN=RATE pairs such as outlook.com=5,hotmail.com=5, "
+                             f"got {value!r}")
+    return rates
 
 
 def _str(value: str) -> str:
@@ -174,6 +216,11 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CITYMAIL_CHUNK_SIZE": ("chunk_size", _int(1, 10_000)),
     "CITYMAIL_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", _synchronous),
     "CITYMAIL_WORKER_LEASE": ("worker_lease", _int(2, 3600)),
+    "CITYMAIL_RATE": ("rate", _rate),
+    "CITYMAIL_RETRY_BASE": ("retry_base", _int(1, 86400)),
+    "CITYMAIL_GIVE_UP_HOURS": ("give_up_hours", _int(1, 24 * 30)),
+    "CITYMAIL_RATE_WINDOW": ("rate_window", _window),
+    "CITYMAIL_DOMAIN_RATES": ("domain_rates", _domain_rates),
     "CITYMAIL_TRUSTED_AUTHSERV_IDS": ("trusted_authserv_ids", lambda v: tuple(
         x.strip().lower() for x in v.split(",") if x.strip())),
     "CITYMAIL_VERIFY_DKIM": ("verify_dkim", lambda v: _bool(v)),
