@@ -99,8 +99,7 @@ async def _serve(settings: Settings, engine: Engine, workers: Workers | None) ->
         rt = build_runtime(settings, engine, broker, threads=1)
 
         def on_stored(ids: list[int]) -> None:
-            for ident in ids:
-                rt.process_inbound.send(ident)
+            rt.send_inbound(ids)
 
         store = InboundStore(engine, on_stored=on_stored, enqueued=True)
     handler = GatewayHandler(address_table(engine, settings), store)

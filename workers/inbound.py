@@ -7,8 +7,10 @@ same id (a re-enqueue by the sweeper) store its outcome once.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -27,6 +29,16 @@ __all__ = ["InboundProcessor"]
 log = logging.getLogger(__name__)
 
 INBOUND = Inbound.__table__
+
+
+@dataclass
+class Planned:
+    """What one inbound message will turn into, decided before the write transaction."""
+
+    inbound_id: int
+    plans: list[tuple[ListInfo, PostPlan]]
+    notes: list[str]
+    error: str | None = None
 
 
 class InboundProcessor:
@@ -56,40 +68,54 @@ class InboundProcessor:
         except Exception:
             log.exception("warm-up failed (harmless)")
 
-    def process(self, inbound_id: int) -> None:
+    def process(self, inbound_ids: int | Sequence[int]) -> None:
+        """Process stored messages; a batch shares one write transaction."""
+        ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
+        planned: list[Planned] = []
         with reading(self.engine) as conn:
             c = INBOUND.c
-            row = conn.execute(select(c.raw, c.mail_from, c.rcpt_to, c.state)
-                               .where(c.id == inbound_id)).first()
-            if row is None or row.state != "received":
-                return
-            raw, mail_from = bytes(row.raw), row.mail_from
-            targets = [Target.from_json(t) for t in row.rcpt_to]
-            plans: list[tuple[ListInfo, PostPlan]] = []
-            notes: list[str] = []
-            for target in targets:
+            rows = conn.execute(select(c.id, c.raw, c.mail_from, c.rcpt_to)
+                                .where(c.id.in_(ids), c.state == "received")
+                                .order_by(c.id)).all()
+            for row in rows:
                 try:
-                    info = get_list(conn, target.list_name)
-                except NotFound:
-                    notes.append(f"{target.list_name}: list no longer exists")
-                    continue
-                if target.role != "post":
-                    # Commands, bounces and confirmations are handled by their own modules
-                    # as they land; until then the message is kept and logged.
-                    notes.append(f"{target.list_name}-{target.role}: not handled yet")
-                    continue
-                plans.append((info, plan_post(
-                    raw, info=info, settings=self.settings, envelope_sender=mail_from,
-                    lookup=lambda sender, info=info: self._membership(conn, info, sender),
-                    seen=lambda mid, info=info: self._seen(conn, info, mid),
-                    now=utcnow())))
-        created = self._store(inbound_id, plans, notes)
+                    planned.append(self._plan(conn, row.id, bytes(row.raw), row.mail_from,
+                                              row.rcpt_to))
+                except Exception as exc:  # one bad message must not block the others
+                    log.exception("inbound %d could not be processed", row.id)
+                    planned.append(Planned(row.id, [], [], error=f"{type(exc).__name__}: {exc}"))
+        if not planned:
+            return
+        created = self._store(planned)
         for outbound_id, count in created:
             size = delivery.chunk_size_for(count, threads=self.threads,
                                            maximum=self.settings.chunk_size)
             with reading(self.engine) as conn:
                 ranges = delivery.pending_ranges(conn, outbound_id, size)
             self.dispatch(outbound_id, ranges)
+
+    def _plan(self, conn: Connection, inbound_id: int, raw: bytes, mail_from: str,
+              rcpt_to: list[list[str | None]]) -> Planned:
+        targets = [Target.from_json(t) for t in rcpt_to]
+        plans: list[tuple[ListInfo, PostPlan]] = []
+        notes: list[str] = []
+        for target in targets:
+            try:
+                info = get_list(conn, target.list_name)
+            except NotFound:
+                notes.append(f"{target.list_name}: list no longer exists")
+                continue
+            if target.role != "post":
+                # Commands, bounces and confirmations are handled by their own modules
+                # as they land; until then the message is kept and logged.
+                notes.append(f"{target.list_name}-{target.role}: not handled yet")
+                continue
+            plans.append((info, plan_post(
+                raw, info=info, settings=self.settings, envelope_sender=mail_from,
+                lookup=lambda sender, info=info: self._membership(conn, info, sender),
+                seen=lambda mid, info=info: self._seen(conn, info, mid),
+                now=utcnow())))
+        return Planned(inbound_id, plans, notes)
 
     def _membership(self, conn: Connection, info: ListInfo, sender: str | None) -> Membership:
         if not sender:
@@ -112,45 +138,57 @@ class InboundProcessor:
                                   Post.created_at > utcnow() - window).limit(1)).first()
         return found is not None
 
-    def _store(self, inbound_id: int, plans: list[tuple[ListInfo, PostPlan]],
-               notes: list[str]) -> list[tuple[int, int]]:
+    def _store(self, planned: list[Planned]) -> list[tuple[int, int]]:
         """Write every outcome at once; returns (outbound id, recipients) per fan-out."""
         now = utcnow()
         created: list[tuple[int, int]] = []
         with writing(self.engine) as conn:
-            claimed = conn.execute(
-                update(INBOUND).where(INBOUND.c.id == inbound_id, INBOUND.c.state == "received")
-                .values(state="done", processed_at=now,
-                        error="; ".join(notes) if notes else None)).rowcount
-            if not claimed:
-                return []  # another worker stored it first
-            for info, plan in plans:
-                h = plan.headers
-                if plan.action == "accept":
-                    assert plan.body is not None
-                    post_id = conn.execute(insert(Post).values(
-                        inbound_id=inbound_id, list_id=info.id, message_id=plan.message_id,
-                        in_reply_to=h.in_reply_to, subject=h.subject, sender=h.sender,
-                        created_at=now).returning(Post.id)).scalar_one()
-                    outbound_id = conn.execute(insert(Outbound).values(
-                        kind="post", list_id=info.id, post_id=post_id,
-                        personal=info.delivery == "personalised", body=plan.body,
-                        bounce_local=f"{info.name}-bounces", created_at=now,
-                        dispatched_at=now)
-                        .returning(Outbound.id)).scalar_one()
-                    count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=info.id,
-                                             now=now)
-                    created.append((outbound_id, count))
-                    log.info("inbound %d accepted on %s: %d recipients", inbound_id,
-                             info.name, count)
-                elif plan.action == "hold":
-                    conn.execute(insert(Held).values(
-                        inbound_id=inbound_id, list_id=info.id, sender=h.sender,
-                        subject=h.subject, reasons=list(plan.reasons), state="held",
-                        received_at=now))
-                    log.info("inbound %d held on %s: %s", inbound_id, info.name,
-                             "; ".join(plan.reasons))
-                else:
-                    log.info("inbound %d %s on %s: %s", inbound_id, plan.action, info.name,
-                             "; ".join(plan.reasons))
+            for item in planned:
+                created.extend(self._store_one(conn, item, now))
+        return created
+
+    def _store_one(self, conn: Connection, item: Planned,
+                   now: dt.datetime) -> list[tuple[int, int]]:
+        inbound_id, plans, notes = item.inbound_id, item.plans, item.notes
+        created: list[tuple[int, int]] = []
+        if item.error is not None:
+            conn.execute(update(INBOUND).where(INBOUND.c.id == inbound_id,
+                                               INBOUND.c.state == "received")
+                         .values(state="failed", processed_at=now, error=item.error))
+            return created
+        claimed = conn.execute(
+            update(INBOUND).where(INBOUND.c.id == inbound_id, INBOUND.c.state == "received")
+            .values(state="done", processed_at=now,
+                    error="; ".join(notes) if notes else None)).rowcount
+        if not claimed:
+            return []  # another worker stored it first
+        for info, plan in plans:
+            h = plan.headers
+            if plan.action == "accept":
+                assert plan.body is not None
+                post_id = conn.execute(insert(Post).values(
+                    inbound_id=inbound_id, list_id=info.id, message_id=plan.message_id,
+                    in_reply_to=h.in_reply_to, subject=h.subject, sender=h.sender,
+                    created_at=now).returning(Post.id)).scalar_one()
+                outbound_id = conn.execute(insert(Outbound).values(
+                    kind="post", list_id=info.id, post_id=post_id,
+                    personal=info.delivery == "personalised", body=plan.body,
+                    bounce_local=f"{info.name}-bounces", created_at=now,
+                    dispatched_at=now)
+                    .returning(Outbound.id)).scalar_one()
+                count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=info.id,
+                                         now=now)
+                created.append((outbound_id, count))
+                log.info("inbound %d accepted on %s: %d recipients", inbound_id,
+                         info.name, count)
+            elif plan.action == "hold":
+                conn.execute(insert(Held).values(
+                    inbound_id=inbound_id, list_id=info.id, sender=h.sender,
+                    subject=h.subject, reasons=list(plan.reasons), state="held",
+                    received_at=now))
+                log.info("inbound %d held on %s: %s", inbound_id, info.name,
+                         "; ".join(plan.reasons))
+            else:
+                log.info("inbound %d %s on %s: %s", inbound_id, plan.action, info.name,
+                         "; ".join(plan.reasons))
         return created

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 INBOUND = Inbound.__table__
 STALE_INBOUND = dt.timedelta(seconds=60)
+INBOUND_BATCH = 50
 ACTOR_OPTIONS = {"max_retries": 0, "time_limit": 15 * 60 * 1000}
 
 
@@ -75,9 +76,13 @@ class Runtime:
                                     .order_by(INBOUND.c.id).limit(5000)))
             if ids:
                 conn.execute(update(INBOUND).where(INBOUND.c.id.in_(ids)).values(enqueued_at=now))
-        for ident in ids:
-            self.process_inbound.send(ident)
+        self.send_inbound(ids)
         return len(ids)
+
+    def send_inbound(self, ids: list[int]) -> None:
+        """Enqueue in batches: a batch is processed with one write transaction."""
+        for start in range(0, len(ids), INBOUND_BATCH):
+            self.process_inbound.send(ids[start:start + INBOUND_BATCH])
 
     def dispatch_new_outbound(self) -> int:
         """Hand the workers messages queued where the broker is out of reach (CLI, web)."""
@@ -117,8 +122,8 @@ def build_runtime(settings: Settings, engine: Engine, broker: dramatiq.Broker, *
                          sender_for_thread=lambda: make_sender(settings.relay))
     holder: dict[str, Runtime] = {}
 
-    def process_inbound(inbound_id: int) -> None:
-        holder["rt"].processor.process(inbound_id)
+    def process_inbound(inbound_ids: int | list[int]) -> None:
+        holder["rt"].processor.process(inbound_ids)
 
     def deliver_chunk(outbound_id: int, first: int, last: int) -> None:
         chunks.send_chunk(outbound_id, first, last)
