@@ -148,7 +148,10 @@ class Post(Base):
     """An accepted message on one list, as archived (threading keys kept)."""
 
     __tablename__ = "posts"
-    __table_args__ = (UniqueConstraint("inbound_id", "list_id"),)
+    __table_args__ = (
+        UniqueConstraint("inbound_id", "list_id"),
+        Index("ix_posts_list_message_id", "list_id", "message_id"),  # duplicate check
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"))
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))

@@ -139,12 +139,16 @@ class InboundProcessor:
         return found is not None
 
     def _store(self, planned: list[Planned]) -> list[tuple[int, int]]:
-        """Write every outcome at once; returns (outbound id, recipients) per fan-out."""
-        now = utcnow()
+        """Write each message's outcome in its own short transaction.
+
+        One transaction per message, not per batch: SQLite has a single write lock, and the
+        gateway's group commits must be able to slip in between (a 50-message transaction
+        held it long enough to stall the gateway to a tenth of its rate).
+        """
         created: list[tuple[int, int]] = []
-        with writing(self.engine) as conn:
-            for item in planned:
-                created.extend(self._store_one(conn, item, now))
+        for item in planned:
+            with writing(self.engine) as conn:
+                created.extend(self._store_one(conn, item, utcnow()))
         return created
 
     def _store_one(self, conn: Connection, item: Planned,
