@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from citymail.moderation_cli import add_moderation_verbs
 from mailer.errors import CitymailError
 from mailer.settings import Settings, load_settings
 
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("source", metavar="FILE_OR_URL")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_feeds_parse)
+
+    add_moderation_verbs(sub)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_verb", required=True, metavar="ACTION")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from listservs.effects import Outcome
 from listservs.facts import Membership
 from listservs.lists import ListInfo, get_list, list_roles, subscriber_status
 from listservs.posting import PostPlan, list_policy, plan_post
@@ -23,6 +24,7 @@ from mailer.db import reading, utcnow, writing
 from mailer.errors import NotFound
 from mailer.models import Held, Inbound, Outbound, Post
 from mailer.settings import Settings
+from workers.roles import plan_hold, plan_role
 
 __all__ = ["InboundProcessor"]
 
@@ -39,6 +41,7 @@ class Planned:
     plans: list[tuple[ListInfo, PostPlan]]
     notes: list[str]
     error: str | None = None
+    outcomes: list[Outcome] = field(default_factory=list)  # holds' notices, command addresses
 
 
 class InboundProcessor:
@@ -99,6 +102,7 @@ class InboundProcessor:
         targets = [Target.from_json(t) for t in rcpt_to]
         plans: list[tuple[ListInfo, PostPlan]] = []
         notes: list[str] = []
+        outcomes: list[Outcome] = []
         for target in targets:
             try:
                 info = get_list(conn, target.list_name)
@@ -106,16 +110,23 @@ class InboundProcessor:
                 notes.append(f"{target.list_name}: list no longer exists")
                 continue
             if target.role != "post":
-                # Commands, bounces and confirmations are handled by their own modules
-                # as they land; until then the message is kept and logged.
-                notes.append(f"{target.list_name}-{target.role}: not handled yet")
+                outcome = plan_role(conn, target, info=info, inbound_id=inbound_id, raw=raw,
+                                    mail_from=mail_from, settings=self.settings, now=utcnow())
+                notes.extend([outcome.error] if outcome.error else [])
+                outcomes.append(outcome)
                 continue
-            plans.append((info, plan_post(
+            plan = plan_post(
                 raw, info=info, settings=self.settings, envelope_sender=mail_from,
                 lookup=lambda sender, info=info: self._membership(conn, info, sender),
                 seen=lambda mid, info=info: self._seen(conn, info, mid),
-                now=utcnow())))
-        return Planned(inbound_id, plans, notes)
+                now=utcnow())
+            plans.append((info, plan))
+            if plan.action == "hold":
+                outcome = plan_hold(conn, inbound_id=inbound_id, info=info, plan=plan, raw=raw,
+                                    settings=self.settings, now=utcnow())
+                notes.extend([outcome.error] if outcome.error else [])
+                outcomes.append(outcome)
+        return Planned(inbound_id, plans, notes, outcomes=outcomes)
 
     def _membership(self, conn: Connection, info: ListInfo, sender: str | None) -> Membership:
         if not sender:
@@ -195,4 +206,6 @@ class InboundProcessor:
             else:
                 log.info("inbound %d %s on %s: %s", inbound_id, plan.action, info.name,
                          "; ".join(plan.reasons))
+        for outcome in item.outcomes:  # after the held rows above, which they refer to
+            outcome.apply_isolated(conn, now=now)
         return created

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
+from listservs.moderation import expire_due
 from mailer import delivery
 from mailer.db import reading, utcnow, writing
 from mailer.models import Inbound, Outbound, WorkerBeat
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 INBOUND = Inbound.__table__
 STALE_INBOUND = dt.timedelta(seconds=60)
+EXPIRY_EVERY = 60.0  # seconds between sweeps for held posts and requests past their time
 INBOUND_BATCH = 50
 ACTOR_OPTIONS = {"max_retries": 0, "time_limit": 15 * 60 * 1000}
 
@@ -162,7 +164,7 @@ class Clock(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_expiry = 0.0
         # An in-process broker starts empty: everything waiting is ours to send now.
         late = dt.timedelta(0) if self.embedded else self.late
         stale = dt.timedelta(0) if self.embedded else STALE_INBOUND
@@ -179,6 +181,9 @@ class Clock(threading.Thread):
                     self.rt.sweep(lease=self.lease, late=late)
                     late = self.late
                     last_sweep = now
+                if now - last_expiry >= EXPIRY_EVERY:
+                    last_expiry = now
+                    expire_due(self.rt.engine, self.rt.settings)
             except Exception:
                 log.exception("clock tick failed; trying again")
             if self.wake is not None:
