@@ -82,6 +82,7 @@ class ListPolicy:
     acceptable_aliases: tuple[str, ...] = ()  # other list addresses; '^...' is a regex
     suspicious_headers: tuple[tuple[str, str], ...] = ()  # (header name, regex on its value)
     notify_on_hold: bool = True  # tell an authenticated sender the post awaits a moderator
+    hold_days: int = 14  # held posts expire (with a notice to the poster) after this long
     no_sender: Action = "discard"
     banned: Action = "reject"
     duplicate: Action = "discard"
