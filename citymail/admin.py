@@ -13,8 +13,9 @@ from mailer.db import make_engine, reading, writing
 from mailer.errors import NotFound
 from mailer.league import load_league, seed_lists
 from mailer.models import Held, MailingList, Member, Outbound, Subscription
-from mailer.people import add_member, normalise_email
+from mailer.people import normalise_email
 from mailer.settings import Settings
+from mailer.welcome import join
 
 __all__ = ["init", "lists_held", "lists_members", "lists_show", "members_add", "members_show"]
 
@@ -95,12 +96,13 @@ class MemberAdded:
 
 
 def members_add(settings: Settings, *, email: str, name: str, city: str, role: str | None,
-                lists: list[str]) -> MemberAdded:
+                lists: list[str], welcome: bool = True) -> MemberAdded:
+    """Add a member the way every admin path does: suppression check, then a welcome."""
     engine = make_engine(settings)
     try:
         with writing(engine) as conn:
-            result = add_member(conn, load_league(), email=email, name=name, city=city,
-                                role=role, extra_lists=lists, source="cli")
+            result = join(conn, settings, load_league(), email=email, name=name, city=city,
+                          role=role, extra_lists=lists, source="cli", welcome=welcome)
     finally:
         engine.dispose()
     return MemberAdded(normalise_email(email), result.created, result.subscribed,

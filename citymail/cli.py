@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
 from mailer.errors import CitymailError
 from mailer.settings import Settings, load_settings
@@ -88,35 +89,6 @@ def cmd_lists_held(args: argparse.Namespace, settings: Settings) -> int:
         for row in rows:
             print(f"{row['id']:>6}  {row['received']}  {row['sender']:<32} {row['subject']}\n"
                   f"        {'; '.join(row['reasons'])}")
-    return 0
-
-
-def cmd_members_add(args: argparse.Namespace, settings: Settings) -> int:
-    from citymail import admin
-
-    result = admin.members_add(settings, email=args.email, name=args.name, city=args.city,
-                               role=args.role, lists=args.list or [])
-    state = "added" if result.created else "updated"
-    print(f"citymail: {state} {result.email}; subscribed to "
-          f"{', '.join(result.subscribed) or 'nothing new'}")
-    if result.kept_out:
-        print(f"citymail: not re-added to {', '.join(result.kept_out)} "
-              "(they unsubscribed; only they can opt in again)")
-    return 0
-
-
-def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
-    from citymail import admin
-
-    data = admin.members_show(settings, args.email)
-    if args.json:
-        _print_json(data)
-    else:
-        print(f"{data['email']}{' (suppressed)' if data['suppressed'] else ''}")
-        for sub in data["subscriptions"]:
-            print(f"  {sub['kind']:<10} {sub['name']:<32} {sub['mode']}")
-        if data["left"]:
-            print(f"  left: {', '.join(data['left'])}")
     return 0
 
 
@@ -226,17 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     members = sub.add_parser("members", help="people").add_subparsers(
         dest="members_verb", required=True, metavar="ACTION")
-    s = members.add_parser("add", help="add a member: both newsletters and their role's lists")
-    s.add_argument("email")
-    s.add_argument("--name", required=True)
-    s.add_argument("--city", required=True)
-    s.add_argument("--role", help="e.g. 'City Clerk' (see mailer/data/league.toml)")
-    s.add_argument("--list", action="append", metavar="LIST", help="also subscribe to LIST")
-    s.set_defaults(func=cmd_members_add)
-    s = members.add_parser("show", help="what citymail holds about one person")
-    s.add_argument("email")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_members_show)
+    add_member_verbs(members)
 
     deliveries = sub.add_parser("deliveries", help="outgoing mail").add_subparsers(
         dest="deliveries_verb", required=True, metavar="ACTION")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import mailer.models_people  # noqa: F401  (each feature's tables, for autogenerate)
 from mailer.models import Base
 
 config = context.config

@@ -41,7 +41,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, sink: Sink, run_id: str)
     cli(env, "init")
     for address in SUBSCRIBERS:
         cli(env, "members", "add", address, "--name", address.split("@")[0].title(),
-            "--city", "Sacramento", "--role", "City Clerk")
+            "--city", "Sacramento", "--role", "City Clerk", "--no-welcome")
     return env
 
 
