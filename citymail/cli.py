@@ -11,6 +11,7 @@ from typing import Any
 
 from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
+from citymail.newsletters_cli import add_bench_newsletter, add_newsletter_verbs
 from mailer.errors import CitymailError
 from mailer.settings import Settings, load_settings
 
@@ -222,9 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_feeds_parse)
 
     add_moderation_verbs(sub)
+    add_newsletter_verbs(sub)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_verb", required=True, metavar="ACTION")
+    add_bench_newsletter(bench)
     s = bench.add_parser("fanout", help="one post to N members through the gateway")
     s.add_argument("--members", type=int, default=10_000)
     s.add_argument("--mode", choices=["bulk", "personalised"], default="personalised")

@@ -11,20 +11,26 @@ import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from mailer import delivery
 from mailer.db import reading
 from mailer.decorate import personal_headers
+from mailer.models import Outbound
 from mailer.settings import Settings
 from mailer.throttle import Throttles
 from mailer.tokens import sign
 from mailer.transport import Copy, Result, Sender
 from mailer.verp import verp_sender
 
-__all__ = ["ChunkSender", "unsubscribe_url"]
+__all__ = ["ChunkSender", "IssueCopies", "unsubscribe_url"]
+
+IssueCopies = Callable[[Sequence[delivery.Claimed], bytes, str], list[Copy]]
+"""Builds the personalised copies of one chunk of a newsletter issue (outbound kind
+"issue"): given the claimed rows, the prepared bytes and the bounce local part.  The
+workers pass ``newsletters.dispatch.IssueCopies``; mailer never imports newsletters."""
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +44,28 @@ class ChunkSender:
     """Delivers chunks of one process; keeps the few most recent message bodies in memory."""
 
     def __init__(self, engine: Engine, settings: Settings, *, worker_id: str,
-                 sender_for_thread: Callable[[], Sender], cache_size: int = 16) -> None:
+                 sender_for_thread: Callable[[], Sender], cache_size: int = 16,
+                 issue_copies: IssueCopies | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id
         self.sender_for_thread = sender_for_thread
-        self._bodies: OrderedDict[int, tuple[bytes, str, bool]] = OrderedDict()
+        self.issue_copies = issue_copies
+        self._bodies: OrderedDict[int, tuple[bytes, str, bool, str]] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_size = cache_size
         self.throttles = Throttles(rate=settings.rate, window=settings.rate_window,
                                    domains=settings.domain_rates)
 
-    def _body(self, outbound_id: int) -> tuple[bytes, str, bool]:
+    def _body(self, outbound_id: int) -> tuple[bytes, str, bool, str]:
         with self._lock:
             if outbound_id in self._bodies:
                 self._bodies.move_to_end(outbound_id)
                 return self._bodies[outbound_id]
         with reading(self.engine) as conn:
-            value = delivery.outbound_body(conn, outbound_id)
+            kind = conn.execute(select(Outbound.kind)
+                                .where(Outbound.id == outbound_id)).scalar_one()
+            value = (*delivery.outbound_body(conn, outbound_id), kind)
         with self._lock:
             self._bodies[outbound_id] = value
             while len(self._bodies) > self.cache_size:
@@ -63,7 +73,9 @@ class ChunkSender:
         return value
 
     def copies(self, claimed: list[delivery.Claimed], body: bytes, bounce_local: str,
-               personal: bool) -> list[Copy]:
+               personal: bool, kind: str = "post") -> list[Copy]:
+        if kind == "issue" and self.issue_copies is not None:
+            return self.issue_copies(claimed, body, bounce_local)
         s = self.settings
         domain = s.list_domain
         if not personal:
@@ -89,9 +101,9 @@ class ChunkSender:
                                  worker=self.worker_id, throttles=self.throttles)
         if not claimed:
             return {}
-        body, bounce_local, personal = self._body(outbound_id)
+        body, bounce_local, personal, kind = self._body(outbound_id)
         try:
-            copies = self.copies(claimed, body, bounce_local, personal)
+            copies = self.copies(claimed, body, bounce_local, personal, kind)
             results = self.sender_for_thread().send(copies)
         except Exception as exc:  # a bug must not strand the claim: retry the chunk later
             log.exception("outbound %d chunk %d-%d failed", outbound_id, first, last)

@@ -26,6 +26,7 @@ from mailer.models import Inbound, Outbound, WorkerBeat
 from mailer.sending import ChunkSender
 from mailer.settings import Settings
 from mailer.transport import make_sender
+from newsletters import dispatch as newsletters
 from workers.inbound import InboundProcessor
 
 __all__ = ["Runtime", "build_runtime"]
@@ -101,6 +102,10 @@ class Runtime:
             self.dispatch_chunks(outbound_id, chunk_ranges)
         return len(ids)
 
+    def start_due_issues(self) -> list[int]:
+        """Claim and fan out due newsletter issues; mark finished ones sent."""
+        return newsletters.tick(self.engine, self.settings)
+
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
         """Release dead workers' claims and re-enqueue deliveries that are due or lost."""
         with writing(self.engine) as conn:
@@ -121,7 +126,8 @@ def build_runtime(settings: Settings, engine: Engine, broker: dramatiq.Broker, *
                   threads: int) -> Runtime:
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     chunks = ChunkSender(engine, settings, worker_id=worker_id,
-                         sender_for_thread=lambda: make_sender(settings.relay))
+                         sender_for_thread=lambda: make_sender(settings.relay),
+                         issue_copies=newsletters.IssueCopies(engine, settings))
     holder: dict[str, Runtime] = {}
 
     def process_inbound(inbound_ids: int | list[int]) -> None:
@@ -164,7 +170,7 @@ class Clock(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        last_sweep = last_expiry = 0.0
+        last_sweep = last_expiry = last_issues = 0.0
         # An in-process broker starts empty: everything waiting is ours to send now.
         late = dt.timedelta(0) if self.embedded else self.late
         stale = dt.timedelta(0) if self.embedded else STALE_INBOUND
@@ -175,6 +181,9 @@ class Clock(threading.Thread):
                     self.wake.clear()
                 self.rt.feed_inbound(stale=stale)
                 stale = STALE_INBOUND
+                if now - last_issues >= self.tick:  # before dispatch: sent in this tick
+                    self.rt.start_due_issues()
+                    last_issues = now
                 self.rt.dispatch_new_outbound()
                 if now - last_sweep >= self.tick:
                     self.rt.beat()
