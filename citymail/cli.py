@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from citymail.dkim_cli import add_dkim_verbs
 from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
 from citymail.newsletters_cli import add_bench_newsletter, add_newsletter_verbs
@@ -36,6 +37,9 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from citymail.serve import serve
+    from mailer.dkim_sign import Signer
+
+    Signer.from_settings(settings)  # a bad DKIM key stops here, in one line
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
@@ -45,6 +49,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from citymail.worker import run
+    from mailer.dkim_sign import Signer
+
+    Signer.from_settings(settings)
 
     if settings.embedded_broker:
         raise CitymailError("citymail worker needs CITYMAIL_BROKER_URL=redis://… or amqp://…; "
@@ -224,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_moderation_verbs(sub)
     add_newsletter_verbs(sub)
+    add_dkim_verbs(sub)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_verb", required=True, metavar="ACTION")

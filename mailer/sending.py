@@ -12,12 +12,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy import Engine, select
 
 from mailer import delivery
 from mailer.db import reading
 from mailer.decorate import personal_headers
+from mailer.dkim_sign import PreparedMessage, Signer, SigningError
 from mailer.models import Outbound
 from mailer.settings import Settings
 from mailer.throttle import Throttles
@@ -45,12 +47,15 @@ class ChunkSender:
 
     def __init__(self, engine: Engine, settings: Settings, *, worker_id: str,
                  sender_for_thread: Callable[[], Sender], cache_size: int = 16,
-                 issue_copies: IssueCopies | None = None) -> None:
+                 issue_copies: IssueCopies | None = None,
+                 signer: Signer | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id
         self.sender_for_thread = sender_for_thread
         self.issue_copies = issue_copies
+        self.signer = signer
+        self._prepared: OrderedDict[int, tuple[bytes, PreparedMessage | None]] = OrderedDict()
         self._bodies: OrderedDict[int, tuple[bytes, str, bool, str]] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_size = cache_size
@@ -96,6 +101,50 @@ class ChunkSender:
                             ((c.delivery_id, c.recipient),), body, head))
         return out
 
+    def _prepared_for(self, outbound_id: int, body: bytes) -> PreparedMessage | None:
+        """DKIM work shared by every copy of a message: its body hash, once per process."""
+        assert self.signer is not None
+        with self._lock:
+            cached = self._prepared.get(outbound_id)
+            if cached is not None and cached[0] is body:
+                return cached[1]
+        try:
+            prepared: PreparedMessage | None = self.signer.prepare(body)
+        except SigningError as exc:  # unsigned beats undelivered; the log says why
+            log.error("outbound %d cannot be DKIM-signed, sending unsigned: %s", outbound_id,
+                      exc)
+            prepared = None
+        with self._lock:
+            self._prepared[outbound_id] = (body, prepared)
+            while len(self._prepared) > self.cache_size:
+                self._prepared.popitem(last=False)
+        return prepared
+
+    def sign(self, outbound_id: int, copies: list[Copy]) -> list[Copy]:
+        """Put DKIM signatures in front of each copy's own header lines (RFC 8058 asks that
+        List-Unsubscribe and List-Unsubscribe-Post be signed, so personal copies are signed
+        one by one; the body hash is computed once per distinct body)."""
+        if self.signer is None or not copies:
+            return copies
+        prepared: dict[int, PreparedMessage | None] = {}
+        out = []
+        for copy in copies:
+            key = id(copy.body)
+            if key not in prepared:
+                prepared[key] = (self._prepared_for(outbound_id, copy.body)
+                                 if copy.body is copies[0].body else self._prepare_once(copy.body))
+            p = prepared[key]
+            out.append(copy if p is None else replace(copy, head=p.sign(copy.head) + copy.head))
+        return out
+
+    def _prepare_once(self, body: bytes) -> PreparedMessage | None:
+        assert self.signer is not None
+        try:
+            return self.signer.prepare(body)
+        except SigningError as exc:
+            log.error("a copy cannot be DKIM-signed, sending unsigned: %s", exc)
+            return None
+
     def send_chunk(self, outbound_id: int, first: int, last: int) -> dict[str, int]:
         claimed = delivery.claim(self.engine, outbound_id=outbound_id, first=first, last=last,
                                  worker=self.worker_id, throttles=self.throttles)
@@ -103,7 +152,8 @@ class ChunkSender:
             return {}
         body, bounce_local, personal, kind = self._body(outbound_id)
         try:
-            copies = self.copies(claimed, body, bounce_local, personal, kind)
+            copies = self.sign(outbound_id,
+                               self.copies(claimed, body, bounce_local, personal, kind))
             results = self.sender_for_thread().send(copies)
         except Exception as exc:  # a bug must not strand the claim: retry the chunk later
             log.exception("outbound %d chunk %d-%d failed", outbound_id, first, last)

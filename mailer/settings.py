@@ -7,6 +7,7 @@ at start-up and raises ``SettingsError`` with a message that says how to fix it.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -63,6 +64,11 @@ class Settings:
     retry_base: int = 60  # seconds before the first retry of a deferred copy; doubles each time
     give_up_hours: int = 96  # a copy still deferred after this long fails
     worker_lease: int = 30  # seconds without a heartbeat before a worker's claims are freed
+    dkim_key: Path | None = None  # RSA private key (PEM) for DKIM; None: send unsigned
+    dkim_selector: str = ""  # required with dkim_key
+    dkim_domain: str = ""  # d=; "" means list_domain
+    dkim_ed25519_key: Path | None = None  # optional second, Ed25519 signature (RFC 8463)
+    dkim_ed25519_selector: str = ""  # required with dkim_ed25519_key; not the RSA one
     relay: Relay = field(default_factory=lambda: Relay("outbox", path=Path("var/outbox")))
 
     @property
@@ -197,6 +203,27 @@ def _namespace(value: str) -> str:
     return value
 
 
+_DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def _dns_name(value: str) -> str:
+    name = value.strip().lower()
+    if name and not _DNS_NAME.fullmatch(name):
+        raise ValueError("must be DNS labels (letters, digits, hyphens, dots) such as "
+                         f"citymail-rsa-202611, got {value!r}")
+    return name
+
+
+def _key_file(value: str) -> Path | None:
+    if not value.strip():
+        return None
+    path = Path(value.strip())
+    if not path.is_file():
+        raise ValueError(f"must name a private key file, and {str(path)!r} is not one; "
+                         "make a key with: citymail dkim keygen")
+    return path
+
+
 VARIABLES: dict[str, tuple[str, object]] = {
     "CITYMAIL_DATABASE_URL": ("database_url", _database_url),
     "CITYMAIL_BROKER_URL": ("broker_url", _broker_url),
@@ -224,6 +251,11 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CITYMAIL_TRUSTED_AUTHSERV_IDS": ("trusted_authserv_ids", lambda v: tuple(
         x.strip().lower() for x in v.split(",") if x.strip())),
     "CITYMAIL_VERIFY_DKIM": ("verify_dkim", lambda v: _bool(v)),
+    "CITYMAIL_DKIM_KEY": ("dkim_key", _key_file),
+    "CITYMAIL_DKIM_SELECTOR": ("dkim_selector", _dns_name),
+    "CITYMAIL_DKIM_DOMAIN": ("dkim_domain", _dns_name),
+    "CITYMAIL_DKIM_ED25519_KEY": ("dkim_ed25519_key", _key_file),
+    "CITYMAIL_DKIM_ED25519_SELECTOR": ("dkim_ed25519_selector", _dns_name),
 }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from listservs.moderation import expire_due
 from mailer import delivery
 from mailer.db import reading, utcnow, writing
+from mailer.dkim_sign import Signer
 from mailer.models import Inbound, Outbound, WorkerBeat
 from mailer.sending import ChunkSender
 from mailer.settings import Settings
@@ -127,7 +128,8 @@ def build_runtime(settings: Settings, engine: Engine, broker: dramatiq.Broker, *
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     chunks = ChunkSender(engine, settings, worker_id=worker_id,
                          sender_for_thread=lambda: make_sender(settings.relay),
-                         issue_copies=newsletters.IssueCopies(engine, settings))
+                         issue_copies=newsletters.IssueCopies(engine, settings),
+                         signer=Signer.from_settings(settings))
     holder: dict[str, Runtime] = {}
 
     def process_inbound(inbound_ids: int | list[int]) -> None:
