@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from citymail.bounces_cli import add_bounce_verbs
 from citymail.dkim_cli import add_dkim_verbs
 from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bounces_parse)
+    add_bounce_verbs(bounces)
 
     feeds = sub.add_parser("feeds", help="RSS and Atom feeds").add_subparsers(
         dest="feeds_verb", required=True, metavar="ACTION")

@@ -26,8 +26,10 @@ from sqlalchemy import (
     update,
 )
 
+from mailer import bounce_events
 from mailer.db import utcnow, writing
 from mailer.models import Delivery, Member, Outbound, Subscription, WorkerBeat
+from mailer.models_bounces import delivery_enabled
 from mailer.throttle import Throttles
 from mailer.transport import Result
 
@@ -65,7 +67,8 @@ def fan_out(conn: Connection, *, outbound_id: int, list_id: int,
         )
         .join(Member, Member.id == Subscription.member_id)
         .where(Subscription.list_id == list_id, Subscription.status == "active",
-               Subscription.mode.in_(modes), Member.status == "active")
+               Subscription.mode.in_(modes), Member.status == "active",
+               delivery_enabled(Subscription.id))
         .order_by(Member.id)
     )
     result = conn.execute(insert(D).from_select(
@@ -173,6 +176,8 @@ def record_results(engine: Engine, results: Sequence[Result], claimed: Sequence[
         if failed:
             conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
                          .values(state="failed", last_error=bindparam("b_err")), failed)
+            bounce_events.events_from_failed_deliveries(conn, [f["b_id"] for f in failed],
+                                                        now=now)
         if deferred:
             conn.execute(update(D).where(D.c.id == bindparam("b_id"), mine)
                          .values(state="deferred", last_error=bindparam("b_err"),

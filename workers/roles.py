@@ -24,6 +24,7 @@ from listservs.lists import ListInfo
 from listservs.moderation import plan_hold as _plan_hold
 from listservs.posting import PostPlan
 from listservs.rfc3834 import never_answer
+from mailer import bounce_events
 from mailer.addresses import Target
 from mailer.settings import Settings
 
@@ -34,11 +35,13 @@ log = logging.getLogger(__name__)
 RoleHandler = Callable[..., Outcome]
 
 
-def _bounces_not_handled(conn: Connection, inc: Incoming, *, info: ListInfo, target: Target,
-                         settings: Settings, now: dt.datetime) -> Outcome:
-    """Bounces belong to the bounce processor (another module); kept and noted until then."""
-    return Outcome(f"inbound {inc.inbound_id} to {info.name}-bounces: not handled yet",
-                   error=f"{info.name}-bounces: not handled yet")
+def plan_bounces(conn: Connection, inc: Incoming, *, info: ListInfo, target: Target,
+                 settings: Settings, now: dt.datetime) -> Outcome:
+    """``LIST-bounces[+TOKEN]``: VERP or DSN to bounce events and scores (mailer.bounce_events)."""
+    plan = bounce_events.plan_bounce(conn, settings, target, inc.raw, now=now,
+                                     inbound_id=inc.inbound_id)
+    return Outcome(f"inbound {inc.inbound_id} to {info.name}-bounces: {plan.outcome} "
+                   f"({plan.detail})", (plan,))
 
 
 ROLE_HANDLERS: dict[str, RoleHandler] = {
@@ -47,7 +50,7 @@ ROLE_HANDLERS: dict[str, RoleHandler] = {
     "leave": plan_leave,
     "owner": plan_owner,
     "confirm": plan_confirm,
-    "bounces": _bounces_not_handled,
+    "bounces": plan_bounces,
 }
 # Roles that act on any mail: the rest ignore automatic mail (RFC 3834).
 ACT_ON_AUTOMATIC = frozenset({"owner", "bounces"})

@@ -20,7 +20,7 @@ import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
 from listservs.moderation import expire_due
-from mailer import delivery
+from mailer import bounce_events, delivery
 from mailer.db import reading, utcnow, writing
 from mailer.dkim_sign import Signer
 from mailer.models import Inbound, Outbound, WorkerBeat
@@ -107,6 +107,15 @@ class Runtime:
         """Claim and fan out due newsletter issues; mark finished ones sent."""
         return newsletters.tick(self.engine, self.settings)
 
+    def bounce_duties(self) -> int:
+        """Bounce warnings, owner notices and removals that are due (queued as notices)."""
+        now = utcnow()
+        with reading(self.engine) as conn:  # the common case: nothing, and no write lock
+            if not bounce_events.bounce_duties_due(conn, now=now):
+                return 0
+        with writing(self.engine) as conn:
+            return bounce_events.run_bounce_duties(conn, self.settings, now=now)
+
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
         """Release dead workers' claims and re-enqueue deliveries that are due or lost."""
         with writing(self.engine) as conn:
@@ -190,6 +199,7 @@ class Clock(threading.Thread):
                 if now - last_sweep >= self.tick:
                     self.rt.beat()
                     self.rt.sweep(lease=self.lease, late=late)
+                    self.rt.bounce_duties()
                     late = self.late
                     last_sweep = now
                 if now - last_expiry >= EXPIRY_EVERY:

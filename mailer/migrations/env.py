@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import mailer.models_people  # noqa: F401  (each feature's tables, for autogenerate)
+import mailer.models_bounces  # noqa: F401  (each feature's tables, for autogenerate)
+import mailer.models_people  # noqa: F401
 from mailer.models import Base
 
 config = context.config
