@@ -183,3 +183,26 @@ def test_concurrent_senders_share_commits_and_every_message_is_stored(gateway: G
     assert len(rows) == 100
     assert {bytes(r.raw).rsplit(b"\r\n", 2)[-2] for r in rows} == {
         f"{i}-{j}".encode() for i in range(10) for j in range(10)}
+
+
+def test_a_writer_stuck_on_the_lock_gets_451_not_a_hang(tmp_path: Path, monkeypatch) -> None:
+    import fcntl
+    import os
+
+    from mailer import db
+
+    monkeypatch.setattr(db, "LOCK_TIMEOUT", 1.0)
+    gw = Gateway(tmp_path).start()
+    holder = os.open(str(tmp_path / "g.db.writelock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process, stopped while holding the lock
+    try:
+        with gw.client() as smtp:
+            smtp.ehlo()
+            smtp.mail("alice@example.org")
+            smtp.rcpt(LIST)
+            code, _ = smtp.data(MSG)
+        assert code == 451
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+        gw.stop()
