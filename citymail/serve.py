@@ -141,6 +141,7 @@ async def _serve(settings: Settings, engine: Engine, workers: Workers | None) ->
 
 def serve(settings: Settings, *, run_workers: bool = True, processes: int = 1,
           threads: int | None = None) -> None:
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per session
     engine = make_engine(settings)
     if not is_current(engine):
         raise CitymailError("the database is not initialised or is out of date: "
