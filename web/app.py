@@ -31,6 +31,7 @@ from mailer.db import reading
 from mailer.settings import Settings
 from web.pages import Pages
 from web.ratelimit import Limit, RateLimiter
+from web.reenable import reenable_routes
 from web.security import HEADERS, SecurityHeaders
 from web.selfservice import SelfService
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings, engine: Engine, *, site_name: str = SITE_NAME
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         *service.routes(),
+        *reenable_routes(settings, engine, pages),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(

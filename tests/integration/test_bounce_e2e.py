@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import smtplib
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -150,6 +153,27 @@ def test_five_days_of_bounces_disable_delivery_and_the_owners_are_told(
 
         shown = json.loads(cli(env, "bounces", "show", ALICE, "--json").stdout)
         text = cli(env, "bounces", "show", ALICE).stdout
+
+        # The warning's re-enable link: a GET (what link scanners do) changes nothing,
+        # the page's POST turns delivery back on.
+        link = re.search(r"https?://\S+/r/\S+", warning.message.get_content()).group(0)
+        with urllib.request.urlopen(link, timeout=10) as page:
+            assert b"Turn delivery back on" in page.read()
+        still = json.loads(cli(env, "bounces", "show", ALICE, "--json").stdout)
+        assert {s["name"]: s["delivery_status"] for s in still["subscriptions"]}[
+            "city-clerks"] == "disabled_bounce"
+        request = urllib.request.Request(link, data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as page:
+            assert b"Delivery is back on" in page.read()
+        post(port, BOB, "Budget")
+        wait_for(sink, to(ALICE, "Budget"))
+        forged = link[:-3] + ("aaa" if not link.endswith("aaa") else "bbb")
+        request = urllib.request.Request(forged, data=b"", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("a forged re-enable link was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400
     finally:
         server.stop()
         engine.dispose()
