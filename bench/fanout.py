@@ -46,7 +46,7 @@ def bare_smtplib(port: int, count: int, threads: int) -> float:
 def citymail_fanout(port: int, members: int, mode: str, threads: int) -> dict:
     out = subprocess.run([str(BIN / "citymail"), "bench", "fanout", "--members", str(members),
                           "--mode", mode, "--relay", f"smtp://127.0.0.1:{port}",
-                          "--threads", str(threads), "--posts", "2"],
+                          "--threads", str(threads), "--posts", "3"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
