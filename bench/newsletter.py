@@ -3,7 +3,7 @@
     .venv/bin/python bench/newsletter.py [--subscribers 50000] [--runs 3] [--threads 8]
 
 Starts smtp-sink (only that tool; never the postfix daemon) as the relay, then runs
-``newsletters.bench.newsletter_bench`` (what ``citymail bench newsletter`` runs): a
+``citymail.bench_newsletter.newsletter_bench`` (what ``citymail bench newsletter`` runs): a
 throw-away installation, ``citymail serve`` as in production, the issue scheduled for now,
 seconds from the clock's claim to the last recorded delivery.  Target: 50,000 in <= 30 s
 (median).  The last line is JSON.  Set CITYMAIL_DATABASE_URL and CITYMAIL_BROKER_URL to
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import Proc, free_port, need_tool, wait_port
 
-from newsletters.bench import newsletter_bench
+from citymail.bench_newsletter import newsletter_bench
 
 TARGET_SECONDS = 30.0
 

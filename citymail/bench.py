@@ -30,14 +30,14 @@ from mailer.db import make_engine, reading, writing
 from mailer.models import Delivery, Inbound, MailingList, Member, Outbound, Post, Subscription
 from mailer.settings import load_settings
 
-__all__ = ["fanout"]
+__all__ = ["PeakRss", "fanout", "free_port", "temporary_database", "wait_listening"]
 
 D = Delivery.__table__
 
 LIST = "city-clerks"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -46,7 +46,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _database(tmp: Path) -> Iterator[str]:
+def temporary_database(tmp: Path) -> Iterator[str]:
     """A temporary SQLite file, or a temporary database on CITYMAIL_DATABASE_URL's server."""
     url = os.environ.get("CITYMAIL_DATABASE_URL", "")
     if not url.startswith("postgresql"):
@@ -81,7 +81,7 @@ def _populate(engine, members: int, mode: str) -> None:
                    text("'bench'"), func.current_timestamp(), func.current_timestamp())))
 
 
-class _PeakRss(threading.Thread):
+class PeakRss(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
@@ -107,11 +107,12 @@ def fanout(*, members: int, mode: str, relay: str, threads: int = 8,
     from accept to last delivery."""
     with tempfile.TemporaryDirectory(prefix="citymail-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        with _database(tmp) as db_url:
+        with temporary_database(tmp) as db_url:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CITYMAIL_")}
             env.update({
                 "CITYMAIL_DATABASE_URL": db_url, "CITYMAIL_RELAY_URL": relay,
-                "CITYMAIL_VAR_DIR": str(tmp / "var"), "CITYMAIL_SMTP_PORT": str(_free_port()),
+                "CITYMAIL_VAR_DIR": str(tmp / "var"), "CITYMAIL_SMTP_PORT": str(free_port()),
+                "CITYMAIL_WEB_PORT": str(free_port()),
                 "CITYMAIL_SECRET_KEY": "bench-secret-key-0123456789abcdef",
                 "CITYMAIL_WORKER_THREADS": str(threads),
                 "CITYMAIL_QUEUE_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
@@ -131,11 +132,11 @@ def _measure(env: dict[str, str], settings, engine, *, members: int, mode: str,
     log = open(Path(env["CITYMAIL_VAR_DIR"]).parent / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "citymail", "serve"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    rss = _PeakRss(proc.pid)
+    rss = PeakRss(proc.pid)
     rss.start()
     durations: list[float] = []
     try:
-        _wait_listening(settings.smtp_port, proc)
+        wait_listening(settings.smtp_port, proc)
         # The first post after a start also pays for cold caches and new relay connections;
         # it is reported on its own, and the median is taken over the posts after it.
         first = _one_post(engine, settings, members, 0)
@@ -155,7 +156,7 @@ def _measure(env: dict[str, str], settings, engine, *, members: int, mode: str,
             "all_seconds": [round(d, 4) for d in durations]}
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -346,7 +346,7 @@ def add_newsletter_verbs(sub: argparse._SubParsersAction) -> None:  # type: igno
 
 
 def cmd_bench_newsletter(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletters.bench import newsletter_bench
+    from citymail.bench_newsletter import newsletter_bench
 
     print(json.dumps(newsletter_bench(subscribers=args.subscribers, relay=args.relay,
                                       threads=args.threads, runs=args.runs)))

@@ -13,21 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
 
+from citymail.bench import PeakRss as _PeakRss
+from citymail.bench import free_port as _free_port
+from citymail.bench import temporary_database as _database
+from citymail.bench import wait_listening as _wait_listening
 from mailer import schema
 from mailer.db import make_engine, reading, utcnow, writing
 from mailer.league import load_league, seed_lists
@@ -48,31 +48,6 @@ BLOCKS = (
     "> \"Local control is not a slogan; it is how our residents get things done.\"\n\n"
     "Register for the **City Leaders Summit** by Friday to keep the early rate.",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _database(tmp: Path) -> Iterator[str]:
-    url = os.environ.get("CITYMAIL_DATABASE_URL", "")
-    if not url.startswith("postgresql"):
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    import psycopg
-
-    base, _, _ = url.replace("postgresql+psycopg://", "postgresql://").rpartition("/")
-    name = f"citymail_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _populate(engine: Engine, subscribers: int) -> None:
@@ -104,27 +79,6 @@ def _populate(engine: Engine, subscribers: int) -> None:
             "published_at": now - dt.timedelta(hours=i),
             "html": "<p>" + "A summary of the story with enough words to look real. " * 8
                     + "</p>"} for i in range(8)])
-
-
-class _PeakRss(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak = pid, 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
-        while not self.stopping.wait(0.05):
-            try:
-                procs = [root, *root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                continue
 
 
 def newsletter_bench(*, subscribers: int, relay: str, threads: int = 8,
@@ -177,19 +131,6 @@ def _measure(env: dict[str, str], settings: Settings, engine: Engine, *, subscri
             "messages_per_s": round(subscribers / seconds, 1) if seconds else None,
             "peak_rss_mb": round(rss.peak / 2**20, 1),
             "all_seconds": [round(d, 3) for d in durations]}
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("citymail serve exited during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("citymail serve did not start")
 
 
 def _one_issue(engine: Engine, settings: Settings, subscribers: int, n: int) -> float:
