@@ -4,42 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from helpers import base_env, cli
+from helpers import cli
 from sqlalchemy import Engine, insert, select
 
-from citymail import admin
-from mailer.db import make_engine, reading, utcnow, writing
+from mailer.db import reading, utcnow, writing
 from mailer.league import load_league
 from mailer.models import Held, Inbound, MailingList, Post
 from mailer.privacy import Suppressed, forget, is_suppressed, unsuppress
 from mailer.roster import import_roster
-from mailer.settings import Settings, load_settings
+from mailer.settings import Settings
 from mailer.welcome import join
 
 ADDRESS = "kim.nunez@fresno.ca.gov"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    env = base_env(tmp_path)
-    admin.init(load_settings(env))
-    return env
-
-
-@pytest.fixture
-def settings(env: dict[str, str]) -> Settings:
-    return load_settings(env)
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import base_env
-from sqlalchemy import Engine
 
 from citymail import admin
-from mailer.db import make_engine, writing
+from mailer.db import writing
 from mailer.league import load_league
 from mailer.models import Member
 from mailer.roster import StalePlan, apply_plan, import_roster
@@ -39,13 +37,6 @@ def settings(tmp_path: Path) -> Settings:
     settings = load_settings(base_env(tmp_path))
     admin.init(settings)
     return settings
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 def counts(settings: Settings) -> tuple[int, ...]:

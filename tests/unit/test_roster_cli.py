@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from helpers import base_env, cli
+from helpers import cli
 from sqlalchemy import Engine
 
-from citymail import admin
-from mailer.db import make_engine, reading
+from mailer.db import reading
 from mailer.league import load_league
 from mailer.privacy import member_summary
 from mailer.roster import import_roster
-from mailer.settings import Settings, load_settings
+from mailer.settings import Settings
 
 HEADER = "email,name,title,role,city,county,division,caucuses,lists"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    env = base_env(tmp_path)
-    admin.init(load_settings(env))
-    return env
-
-
-@pytest.fixture
-def settings(env: dict[str, str]) -> Settings:
-    return load_settings(env)
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

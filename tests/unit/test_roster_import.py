@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import base_env, cli
+from helpers import cli
 
-from citymail import admin
 from mailer.db import make_engine
 from mailer.league import load_league
 from mailer.roster import import_roster
-from mailer.settings import Settings, load_settings
+from mailer.settings import Settings
 
 ROLES = ["City Clerk", "Mayor", "Council Member", "Fire Chief", "Police Chief", "City Manager",
          "Finance Director", "Planning Director", "Volunteer Coordinator"]
@@ -85,18 +84,6 @@ def state(db: Path) -> dict[str, object]:
         welcomes = conn.execute("SELECT count(*) FROM outbound WHERE kind = 'notice'").fetchone()
     conn.close()
     return {"members": members, "subs": subs, "caucuses": caucuses, "welcomes": welcomes[0]}
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    env = base_env(tmp_path)
-    admin.init(load_settings(env))
-    return env
-
-
-@pytest.fixture
-def settings(env: dict[str, str]) -> Settings:
-    return load_settings(env)
 
 
 @pytest.fixture

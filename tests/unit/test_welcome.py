@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from helpers import Server, Sink, base_env, cli
 from sqlalchemy import Engine, func, select
 
 from citymail import admin
-from mailer.db import make_engine, writing
+from mailer.db import writing
 from mailer.league import load_league
 from mailer.models import Delivery, Outbound
 from mailer.notices import build_notice
@@ -31,13 +30,6 @@ def settings(tmp_path: Path) -> Settings:
     settings = load_settings(base_env(tmp_path))
     admin.init(settings)
     return settings
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 def welcome_text(settings: Settings, **person: str) -> tuple[str, str]:
