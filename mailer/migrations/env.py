@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-import mailer.models_bounces  # noqa: F401  (each feature's tables, for autogenerate)
-import mailer.models_people  # noqa: F401
+from mailer import models_bounces, models_people
 from mailer.models import Base
+
+# Each feature declares its tables in its own module; autogenerate must see them.  (The
+# listservs and newsletters models sit above mailer in the layering: import them in the
+# session that runs autogenerate.)
+FEATURE_MODELS = (models_bounces, models_people)
 
 config = context.config
 target_metadata = Base.metadata
