@@ -30,7 +30,8 @@ from mailer.db import make_engine, reading, writing
 from mailer.models import Delivery, Inbound, MailingList, Member, Outbound, Post, Subscription
 from mailer.settings import load_settings
 
-__all__ = ["PeakRss", "fanout", "free_port", "temporary_database", "wait_listening"]
+__all__ = ["PeakRss", "fanout", "free_port", "temporary_database", "throwaway_env",
+           "wait_listening"]
 
 D = Delivery.__table__
 
@@ -101,6 +102,24 @@ class PeakRss(threading.Thread):
                 continue
 
 
+def throwaway_env(tmp: Path, *, db_url: str, relay: str, threads: int) -> dict[str, str]:
+    """The CITYMAIL_* variables of a throw-away installation in ``tmp`` (own ports, queues);
+    the broker and chunk size are taken from this process's environment when set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYMAIL_")}
+    env.update({
+        "CITYMAIL_DATABASE_URL": db_url, "CITYMAIL_RELAY_URL": relay,
+        "CITYMAIL_VAR_DIR": str(tmp / "var"), "CITYMAIL_SMTP_PORT": str(free_port()),
+        "CITYMAIL_WEB_PORT": str(free_port()),
+        "CITYMAIL_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        "CITYMAIL_WORKER_THREADS": str(threads),
+        "CITYMAIL_QUEUE_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
+    })
+    for key in ("CITYMAIL_BROKER_URL", "CITYMAIL_CHUNK_SIZE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
 def fanout(*, members: int, mode: str, relay: str, threads: int = 8,
            posts: int = 1) -> dict[str, Any]:
     """Post ``posts`` times (after one warm-up post) to a list of ``members``; median seconds
@@ -108,18 +127,7 @@ def fanout(*, members: int, mode: str, relay: str, threads: int = 8,
     with tempfile.TemporaryDirectory(prefix="citymail-bench-") as tmpdir:
         tmp = Path(tmpdir)
         with temporary_database(tmp) as db_url:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CITYMAIL_")}
-            env.update({
-                "CITYMAIL_DATABASE_URL": db_url, "CITYMAIL_RELAY_URL": relay,
-                "CITYMAIL_VAR_DIR": str(tmp / "var"), "CITYMAIL_SMTP_PORT": str(free_port()),
-                "CITYMAIL_WEB_PORT": str(free_port()),
-                "CITYMAIL_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-                "CITYMAIL_WORKER_THREADS": str(threads),
-                "CITYMAIL_QUEUE_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
-            })
-            for key in ("CITYMAIL_BROKER_URL", "CITYMAIL_CHUNK_SIZE"):
-                if key in os.environ:
-                    env[key] = os.environ[key]
+            env = throwaway_env(tmp, db_url=db_url, relay=relay, threads=threads)
             settings = load_settings(env)
             admin.init(settings)
             engine = make_engine(settings)

@@ -18,15 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
 
 from citymail.bench import PeakRss as _PeakRss
-from citymail.bench import free_port as _free_port
 from citymail.bench import temporary_database as _database
+from citymail.bench import throwaway_env
 from citymail.bench import wait_listening as _wait_listening
 from mailer import schema
 from mailer.db import make_engine, reading, utcnow, writing
@@ -87,18 +86,7 @@ def newsletter_bench(*, subscribers: int, relay: str, threads: int = 8,
     with tempfile.TemporaryDirectory(prefix="citymail-bench-news-") as tmpdir:
         tmp = Path(tmpdir)
         with _database(tmp) as db_url:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CITYMAIL_")}
-            env.update({
-                "CITYMAIL_DATABASE_URL": db_url, "CITYMAIL_RELAY_URL": relay,
-                "CITYMAIL_VAR_DIR": str(tmp / "var"), "CITYMAIL_SMTP_PORT": str(_free_port()),
-                "CITYMAIL_WEB_PORT": str(_free_port()),
-                "CITYMAIL_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-                "CITYMAIL_WORKER_THREADS": str(threads),
-                "CITYMAIL_QUEUE_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
-            })
-            for key in ("CITYMAIL_BROKER_URL", "CITYMAIL_CHUNK_SIZE"):
-                if key in os.environ:
-                    env[key] = os.environ[key]
+            env = throwaway_env(tmp, db_url=db_url, relay=relay, threads=threads)
             settings = load_settings(env)
             engine = make_engine(settings)
             try:
