@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Per-suite time budgets (seconds); all of `make test` must stay well under 30 minutes.
-UNIT_BUDGET ?= 480
-INTEGRATION_BUDGET ?= 1500
+UNIT_BUDGET ?= 300
+INTEGRATION_BUDGET ?= 1320
 
 .PHONY: run test lint unit integration bench clean
 
