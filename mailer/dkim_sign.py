@@ -18,7 +18,7 @@ what is hashed is what dkimpy, OpenDKIM or rspamd hash when they verify.  No ``l
 could append below the signed length), no ``x=``.  The RSA operation runs in OpenSSL through
 ``cryptography`` when that is installed and in dkimpy's pure-Python RSASSA-PKCS1-v1_5
 otherwise; PKCS #1 v1.5 is deterministic, so both give the same bytes.  Ed25519 needs
-PyNaCl.  Per recipient, 2 cores shared with other work (``bench/dkim.py``, 2026-11): RSA
+PyNaCl.  Per recipient, 2 cores shared with other work (``bench/dkim_cost.py``, 2026-11): RSA
 ~1 ms with OpenSSL, ~10 ms pure Python; Ed25519 ~0.2 ms; preparing a 10 KB message ~1 ms.
 
 Header fields signed (h=), each as often as it occurs: ``SIGNED_HEADERS``; RFC 8058
@@ -38,7 +38,7 @@ Exceptions::
 
 Signing at the relay (the OpenDKIM milter in Postfix, rspamd's dkim_signing) is the
 alternative: the same OpenSSL RSA operation, on the MTA's cores, with the keys kept off
-the workers.  Figures and advice: ``bench/dkim.py``.
+the workers.  Figures and advice: ``bench/dkim_cost.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DKIM signing cost per message: dkimpy, citymail's prepared-body path, and C signers.
 
-    .venv/bin/python bench/dkim.py [--runs 7] [--count 40]
+    .venv/bin/python bench/dkim_cost.py [--runs 7] [--count 40]
 
 Signs a 10 KB list post (RSA-2048 and Ed25519 keys made for the run) and prints, in
 milliseconds of one core per message (the median of --runs runs of --count signatures):
