@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mailer.bounce_events import Reenabled, reenable
+from mailer.bounce_duties import Reenabled, reenable
 from mailer.db import writing
 from mailer.settings import Settings
 from mailer.tokens import unsign

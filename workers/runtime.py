@@ -20,7 +20,7 @@ import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
 from listservs.moderation import expire_due
-from mailer import bounce_events, delivery
+from mailer import bounce_duties, delivery
 from mailer.db import reading, utcnow, writing
 from mailer.dkim_sign import Signer
 from mailer.models import Inbound, Outbound, WorkerBeat
@@ -111,10 +111,10 @@ class Runtime:
         """Bounce warnings, owner notices and removals that are due (queued as notices)."""
         now = utcnow()
         with reading(self.engine) as conn:  # the common case: nothing, and no write lock
-            if not bounce_events.bounce_duties_due(conn, now=now):
+            if not bounce_duties.bounce_duties_due(conn, now=now):
                 return 0
         with writing(self.engine) as conn:
-            return bounce_events.run_bounce_duties(conn, self.settings, now=now)
+            return bounce_duties.run_bounce_duties(conn, self.settings, now=now)
 
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
         """Release dead workers' claims and re-enqueue deliveries that are due or lost."""

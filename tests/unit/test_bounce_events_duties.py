@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from test_bounce_events import World, day, dsn, make_world
 
-from mailer.bounce_events import (
+from mailer.bounce_duties import (
     bounce_duties_due,
     reenable,
     reenable_token,
