@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from mailer.db import reading
 from mailer.settings import Settings
+from web.archives import archive_routes
 from web.pages import Pages
 from web.ratelimit import Limit, RateLimiter
 from web.reenable import reenable_routes
@@ -88,6 +89,7 @@ def create_app(settings: Settings, engine: Engine, *, site_name: str = SITE_NAME
         Route("/healthz", healthz, methods=["GET"]),
         *service.routes(),
         *reenable_routes(settings, engine, pages),
+        *archive_routes(settings, engine),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
