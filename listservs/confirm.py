@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailer.tokens import sign, unsign
+from mailer.tokens import base36, sign, unsign
 
 __all__ = ["KINDS", "TOKEN_PATTERN", "Token", "confirm_address", "make_token", "read_token"]
 
@@ -45,16 +45,6 @@ class Token:
     expires: int
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
-
-
 def _purpose(kind: str, list_name: str) -> str:
     return f"{kind}:{list_name.lower()}"
 
@@ -66,7 +56,7 @@ def make_token(key: bytes, kind: str, list_name: str, ident: int, *, expires: in
     signed = sign(key, _purpose(kind, list_name), ident, expires=expires, size=MAC_BYTES)
     mac = base64.urlsafe_b64decode(signed.partition(".")[2] + "==")
     folded = base64.b32encode(mac).decode().rstrip("=").lower()
-    return f"{kind}{_b36(ident)}-{_b36(expires)}-{folded}"
+    return f"{kind}{base36(ident)}-{base36(expires)}-{folded}"
 
 
 def read_token(keys: Sequence[bytes], list_name: str, token: str | None, *,

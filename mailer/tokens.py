@@ -13,7 +13,19 @@ import hmac
 import time
 from collections.abc import Sequence
 
-__all__ = ["sign", "unsign"]
+__all__ = ["base36", "sign", "unsign"]
+
+
+def base36(n: int) -> str:
+    """A non-negative integer in lower-case base 36: short, and safe in local parts that
+    MTAs case-fold (``int(text, 36)`` reads it back)."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
 
 
 def _b64(data: bytes) -> str:

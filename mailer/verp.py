@@ -12,6 +12,8 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from mailer.tokens import base36
+
 __all__ = ["verp_decode", "verp_sender"]
 
 
@@ -20,18 +22,8 @@ def _mac(key: bytes, delivery_id: int) -> str:
     return base64.b32encode(digest[:5]).decode().lower()  # 8 characters, 40 bits
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
-
-
 def verp_token(key: bytes, delivery_id: int) -> str:
-    return f"{_b36(delivery_id)}-{_mac(key, delivery_id)}"
+    return f"{base36(delivery_id)}-{_mac(key, delivery_id)}"
 
 
 def verp_sender(bounce_local: str, domain: str, key: bytes, delivery_id: int) -> str:
