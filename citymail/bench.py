@@ -30,8 +30,8 @@ from mailer.db import make_engine, reading, writing
 from mailer.models import Delivery, Inbound, MailingList, Member, Outbound, Post, Subscription
 from mailer.settings import load_settings
 
-__all__ = ["PeakRss", "fanout", "free_port", "temporary_database", "throwaway_env",
-           "wait_listening"]
+__all__ = ["PeakRss", "fanout", "free_port", "running_serve", "temporary_database",
+           "throwaway_env", "wait_listening"]
 
 D = Delivery.__table__
 
@@ -135,26 +135,35 @@ def fanout(*, members: int, mode: str, relay: str, threads: int = 8,
             return _measure(env, settings, engine, members=members, mode=mode, posts=posts)
 
 
-def _measure(env: dict[str, str], settings, engine, *, members: int, mode: str,
-             posts: int) -> dict[str, Any]:
+@contextmanager
+def running_serve(env: dict[str, str], port: int) -> Iterator[PeakRss]:
+    """``citymail serve`` of a throw-away installation, listening; yields its RSS sampler."""
     log = open(Path(env["CITYMAIL_VAR_DIR"]).parent / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "citymail", "serve"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     rss = PeakRss(proc.pid)
     rss.start()
-    durations: list[float] = []
     try:
-        wait_listening(settings.smtp_port, proc)
-        # The first post after a start also pays for cold caches and new relay connections;
-        # it is reported on its own, and the median is taken over the posts after it.
-        first = _one_post(engine, settings, members, 0)
-        for n in range(1, posts + 1):
-            durations.append(_one_post(engine, settings, members, n))
+        wait_listening(port, proc)
+        yield rss
     finally:
         rss.stopping.set()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
         log.close()
+
+
+def _measure(env: dict[str, str], settings, engine, *, members: int, mode: str,
+             posts: int) -> dict[str, Any]:
+    durations: list[float] = []
+    try:
+        with running_serve(env, settings.smtp_port) as rss:
+            # The first post after a start also pays for cold caches and new relay connections;
+            # it is reported on its own, and the median is taken over the posts after it.
+            first = _one_post(engine, settings, members, 0)
+            for n in range(1, posts + 1):
+                durations.append(_one_post(engine, settings, members, n))
+    finally:
         engine.dispose()
     seconds = statistics.median(durations)
     return {"members": members, "mode": mode, "posts": posts, "seconds": round(seconds, 4),

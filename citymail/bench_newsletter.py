@@ -11,11 +11,7 @@ the rows.  Only ``mailer`` is imported; the server is a separate process.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
 
-from citymail.bench import PeakRss as _PeakRss
+from citymail.bench import running_serve, throwaway_env
 from citymail.bench import temporary_database as _database
-from citymail.bench import throwaway_env
-from citymail.bench import wait_listening as _wait_listening
 from mailer import schema
 from mailer.db import make_engine, reading, utcnow, writing
 from mailer.league import load_league, seed_lists
@@ -99,21 +93,10 @@ def newsletter_bench(*, subscribers: int, relay: str, threads: int = 8,
 
 def _measure(env: dict[str, str], settings: Settings, engine: Engine, *, subscribers: int,
              runs: int) -> dict[str, Any]:
-    log = open(Path(env["CITYMAIL_VAR_DIR"]).parent / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "citymail", "serve"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    rss = _PeakRss(proc.pid)
-    rss.start()
     durations: list[float] = []
-    try:
-        _wait_listening(settings.smtp_port, proc)
+    with running_serve(env, settings.smtp_port) as rss:
         for n in range(runs):
             durations.append(_one_issue(engine, settings, subscribers, n))
-    finally:
-        rss.stopping.set()
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-        log.close()
     seconds = statistics.median(durations)
     return {"subscribers": subscribers, "runs": runs, "seconds": round(seconds, 3),
             "messages_per_s": round(subscribers / seconds, 1) if seconds else None,
