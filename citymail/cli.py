@@ -14,16 +14,13 @@ from citymail.dkim_cli import add_dkim_verbs
 from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
 from citymail.newsletters_cli import add_bench_newsletter, add_newsletter_verbs
+from citymail.output import print_json
 from mailer.errors import CitymailError
 from mailer.settings import Settings, load_settings
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 # -- verbs ---------------------------------------------------------------------------------
@@ -66,7 +63,7 @@ def cmd_lists_show(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = admin.lists_show(settings, args.name)
     if args.json:
-        _print_json(rows if args.name is None else rows[0])
+        print_json(rows if args.name is None else rows[0])
         return 0
     for row in rows:
         print(f"{row['address']:<52} {row['kind']:<10} {row['subscribers']:>6}  "
@@ -79,7 +76,7 @@ def cmd_lists_members(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = admin.lists_members(settings, args.name)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         for row in rows:
             print(f"{row['email']:<40} {row['mode']:<8} {row['name']}")
@@ -91,7 +88,7 @@ def cmd_lists_held(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = admin.lists_held(settings, args.name)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         if not rows:
             print(f"no messages held on {args.name}")
@@ -106,7 +103,7 @@ def cmd_deliveries_status(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = admin.deliveries_status(settings, all_messages=args.all)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("nothing is being delivered")

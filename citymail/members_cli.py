@@ -9,7 +9,6 @@ welcome and the suppression check; otherwise it defines them.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from citymail.output import print_json
 from mailer import rostercsv  # light: the import verb's --help documents its columns
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
@@ -41,10 +41,6 @@ def _engine(settings: Settings) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def _print_json(value: Any, out: TextIO | None = None) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str), file=out or sys.stdout)
 
 
 class Progress:
@@ -96,7 +92,7 @@ def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine, reading(engine) as conn:
         data = privacy.member_summary(conn, settings, args.email)
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
     flags = [f for f in (data["status"] if data["status"] != "active" else "",
                          "suppressed" if data["suppressed"] else "") if f]
@@ -171,7 +167,7 @@ def cmd_members_import(args: argparse.Namespace, settings: Settings) -> int:
             confirm=args.confirm, progress=progress)
     plan = result.plan
     if args.json:
-        _print_json({**plan.to_json(), "dry_run": args.dry_run, "applied": result.applied,
+        print_json({**plan.to_json(), "dry_run": args.dry_run, "applied": result.applied,
                      "rejected": result.rejected,
                      "welcomes": result.welcomes, "write_lock_seconds": result.lock_seconds,
                      "seconds": round(result.seconds, 3)})
@@ -214,10 +210,10 @@ def cmd_members_export_person(args: argparse.Namespace, settings: Settings) -> i
     with _engine(settings) as engine, reading(engine) as conn:
         data = privacy.export_person(conn, settings, args.email)
     if args.output in (None, "-"):
-        _print_json(data)
+        print_json(data)
     else:
         with open(args.output, "w", encoding="utf-8") as out:
-            _print_json(data, out)
+            print_json(data, out)
     return 0
 
 
@@ -227,7 +223,7 @@ def cmd_members_forget(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine:
         done = privacy.forget(engine, settings, args.email)
     if args.json:
-        _print_json(done.__dict__)
+        print_json(done.__dict__)
         return 0
     what = (f"member record, {done.subscriptions} subscriptions" if done.member
             else "no member record")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import pwd
 from typing import Any
 
 from sqlalchemy import select
 
+from citymail.output import print_json
 from listservs.commands import Decision
 from listservs.lists import get_list
 from listservs.mailtext import safe_excerpt
@@ -100,14 +100,10 @@ def decide(settings: Settings, held_id: int, action: str, *, reason: str = "",
     return outcome.note
 
 
-def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = held_list(settings, args.list)
     if args.json:
-        _print(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("no messages held" + (f" on {args.list}" if args.list else ""))
@@ -120,7 +116,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     data = held_detail(settings, args.id)
     if args.json:
-        _print(data)
+        print_json(data)
         return 0
     for key in ("id", "list", "state", "sender", "subject", "received", "expires",
                 "authenticated_sender", "decided_by"):

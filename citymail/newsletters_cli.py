@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
+from citymail.output import print_json
 from mailer.db import make_engine, reading, utcnow, writing
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
@@ -36,10 +36,6 @@ def _engine(settings: Settings) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def _json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def _read(path: str) -> str:
@@ -156,7 +152,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine, reading(engine) as conn:
         status = issues.issue_status(conn, args.id)
     if args.json:
-        _json(status)
+        print_json(status)
         return 0
     s = status
     print(f"#{s['id']} {s['newsletter']} \"{s['subject']}\": {s['state']}")
@@ -178,7 +174,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine, reading(engine) as conn:
         rows = issues.list_issues(conn, args.newsletter)
     if args.json:
-        _json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("no issues yet (create one: citymail newsletters issue create NEWSLETTER)")
@@ -202,7 +198,7 @@ def cmd_items(args: argparse.Namespace, settings: Settings) -> int:
     rows = [{"id": i.id, "title": i.title, "link": i.link, "source": i.source,
              "published": i.published.isoformat() if i.published else None} for i in items]
     if args.json:
-        _json(rows)
+        print_json(rows)
     else:
         for r in rows:
             print(f"{r['id']:>6}  {(r['published'] or '')[:10]:<10}  {r['title']}")
@@ -226,7 +222,7 @@ def cmd_feeds_poll(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine:
         outcomes = poll_feeds(engine, force=args.all)
     if args.json:
-        _json([o.__dict__ for o in outcomes])
+        print_json([o.__dict__ for o in outcomes])
         return 0
     if not outcomes:
         print("no feed is due (use --all to poll every feed now)")
@@ -242,7 +238,7 @@ def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine, reading(engine) as conn:
         rows = list_feeds(conn)
     if args.json:
-        _json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("no feeds (add one: citymail newsletters feeds add NEWSLETTER URL)")
