@@ -258,8 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the process boundary: one line, never a traceback
         logging.getLogger("citymail").debug("unexpected error", exc_info=True)
-        print(f"citymail: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"citymail: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def one_line(exc: Exception) -> str:
+    """A foreign exception as one line; a database without tables says what to run."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"the database has no citymail tables yet ({first}): run `citymail init`"
+    return f"{type(exc).__name__}: {first}"
 
 
 if __name__ == "__main__":

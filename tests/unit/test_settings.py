@@ -68,3 +68,16 @@ def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     s = load_settings({"CITYMAIL_CONFIG": str(conf), "CITYMAIL_SMTP_PORT": "2626",
                        "CITYMAIL_VAR_DIR": str(tmp_path)})
     assert s.list_domain == "lists.example.org" and s.smtp_port == 2626
+
+
+def test_a_verb_before_init_says_run_init_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from helpers import base_env
+
+    proc = subprocess.run([sys.executable, "-m", "citymail", "lists", "show"],
+                          env=base_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0
+    assert "run `citymail init`" in proc.stderr and "Traceback" not in proc.stderr
