@@ -7,6 +7,7 @@ import signal
 
 from mailer.settings import Settings
 from workers.process import run_worker
+from workers.wakeup import SharedFlag
 
 __all__ = ["run"]
 
@@ -16,7 +17,7 @@ def run(settings: Settings, *, processes: int, threads: int) -> None:
         run_worker(settings, threads=threads)
         return
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
+    stop = SharedFlag(ctx)  # survives a child's kill -9 (workers/wakeup.py)
     children = [ctx.Process(target=run_worker, args=(settings,),
                             kwargs={"threads": threads, "stop": stop},
                             name=f"citymail-worker-{i}") for i in range(processes)]

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -26,8 +27,12 @@ from mailer.errors import StorageError
 from mailer.settings import Settings
 
 LOCK_TIMEOUT = 30.0  # seconds a writer waits for the SQLite write lock before giving up
+# The longest a background writer waits for the gateway to go idle before writing anyway:
+# the gateway goes first under a burst, and the workers still make progress.
+GATE_PATIENCE = 0.25
 
-__all__ = ["UTCDateTime", "make_engine", "reading", "utcnow", "writing"]
+__all__ = ["UTCDateTime", "WriteGate", "make_engine", "reading", "utcnow", "writing",
+           "yield_writes_to"]
 
 
 def utcnow() -> dt.datetime:
@@ -184,9 +189,33 @@ def _write_lock(engine: Engine) -> _WriteLock | None:
         return _write_locks[engine]
 
 
+class WriteGate(Protocol):
+    """Open while the gateway has nothing to store (a ``multiprocessing.Event``)."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+_gates: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+
+
+def yield_writes_to(engine: Engine, gate: WriteGate) -> None:
+    """Make this process's writes through ``engine`` wait (briefly) while ``gate`` is shut.
+
+    SQLite has one write lock.  The embedded workers share it with the gateway, whose
+    commits back the 250s that senders are waiting for; without priority the gateway's
+    group commit queued behind worker transactions (measured with smtp-source, 20 sessions:
+    0.70 of a bare aiosmtpd with no workers, 0.41 with them, 0.60 with this gate).  Waiting
+    at most ``GATE_PATIENCE`` keeps the workers moving under a sustained burst.
+    """
+    _gates[engine] = gate
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A short write transaction: BEGIN IMMEDIATE on SQLite, behind the writers' lock."""
+    gate = _gates.get(engine)
+    if gate is not None:
+        gate.wait(GATE_PATIENCE)
     lock = _write_lock(engine)
     if lock is None:
         with engine.begin() as conn:

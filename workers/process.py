@@ -11,7 +11,8 @@ import threading
 
 from dramatiq import Worker
 
-from mailer.db import make_engine
+from mailer.db import WriteGate, make_engine, yield_writes_to
+from mailer.logfmt import configure_logging
 from mailer.settings import Settings
 from workers.broker import make_broker
 from workers.runtime import Clock, build_runtime
@@ -22,19 +23,21 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, *, threads: int, wake=None, stop=None, nice: int = 0,
-               log_level: int = logging.INFO) -> None:
+               gate: WriteGate | None = None, log_level: int = logging.INFO) -> None:
     """Run until SIGTERM/SIGINT or until ``stop`` (a multiprocessing Event) is set.
 
     ``nice`` lowers this process's CPU priority: beside the gateway on one machine, a
     burst of deliveries must not slow the 250s (the backlog waits safely in the database).
+    ``gate`` (open while the gateway is idle) gives the gateway's commits the write lock first.
     """
     if nice:
         os.nice(nice)
-    logging.basicConfig(level=log_level,
-                        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+    configure_logging(settings.log_format, level=log_level)  # CITYMAIL_LOG_FORMAT
     # Only the gateway's commits back a 250 and need FULL; a worker commit lost to a power
     # cut is redone from the rows before it (at worst a chunk is sent twice).
     engine = make_engine(settings, synchronous="NORMAL")
+    if gate is not None:
+        yield_writes_to(engine, gate)
     broker = make_broker(settings)
     rt = build_runtime(settings, engine, broker, threads=threads)
     rt.beat()
@@ -42,7 +45,9 @@ def run_worker(settings: Settings, *, threads: int, wake=None, stop=None, nice: 
     worker = Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     lease = dt.timedelta(seconds=settings.worker_lease)
-    clock = Clock(rt, wake=wake, embedded=settings.embedded_broker, lease=lease,
+    # A broker message not taken within the lease is presumed lost (a broker restart):
+    # the same 30 s by default, and short leases make tests of that path short too.
+    clock = Clock(rt, wake=wake, embedded=settings.embedded_broker, lease=lease, late=lease,
                   tick=min(1.0, settings.worker_lease / 3))
     clock.start()
     done = threading.Event()

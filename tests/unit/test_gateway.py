@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -206,3 +207,78 @@ def test_a_writer_stuck_on_the_lock_gets_451_not_a_hang(tmp_path: Path, monkeypa
         fcntl.flock(holder, fcntl.LOCK_UN)
         os.close(holder)
         gw.stop()
+
+
+def test_each_250_names_the_row_that_holds_that_message(gateway: Gateway) -> None:
+    # Many messages share a commit; the id in each reply must still be its own row's.
+    def send(i: int) -> list[tuple[int, bytes]]:
+        got = []
+        with gateway.client() as smtp:
+            smtp.ehlo()
+            for j in range(5):
+                body = MSG + f"{i}-{j}\r\n".encode()
+                smtp.mail("alice@example.org")
+                smtp.rcpt(LIST)
+                code, reply = smtp.data(body)
+                assert code == 250
+                got.append((int(reply.rsplit(b" ", 1)[1]), body))
+        return got
+
+    with ThreadPoolExecutor(8) as pool:
+        sent = [pair for chunk in pool.map(send, range(8)) for pair in chunk]
+    rows = {r.id: bytes(r.raw) for r in gateway.rows()}
+    assert len(rows) == 40
+    for ident, body in sent:
+        assert rows[ident] == body
+
+
+def test_the_store_says_busy_while_messages_wait_and_idle_after(tmp_path: Path) -> None:
+    states: list[bool] = []
+    gw = Gateway(tmp_path)
+    gw.thread.start()
+    table = AddressTable("lists.cacities.org", [("city-clerks", "list")])
+
+    async def boot() -> int:
+        gw.store = InboundStore(gw.engine, on_stored=gw.on_stored, on_busy=states.append)
+        gw.store.start()
+        gw.server = await start_gateway(GatewayHandler(table, gw.store), host="127.0.0.1",
+                                        port=0, max_size=10_000)
+        return gw.server.sockets[0].getsockname()[1]
+
+    gw.port = asyncio.run_coroutine_threadsafe(boot(), gw.loop).result(10)
+    try:
+        with gw.client() as smtp:
+            smtp.sendmail("alice@example.org", [LIST], MSG)
+        deadline = time.monotonic() + 5
+        while states[-1:] != [False] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        gw.stop()
+    assert states == [True, False]
+
+
+def test_background_writers_give_way_while_the_gateway_is_busy(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from mailer import db
+
+    class Gate:
+        def __init__(self) -> None:
+            self.waits: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout)
+            return False  # shut: the writer waited its patience and goes on anyway
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}", secret_keys=("k" * 20,))
+    engine = make_engine(settings)
+    gate = Gate()
+    db.yield_writes_to(engine, gate)
+    with db.writing(engine) as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    with db.writing(engine) as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    with db.reading(engine) as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+    assert gate.waits == [db.GATE_PATIENCE, db.GATE_PATIENCE]
+    engine.dispose()
