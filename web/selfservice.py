@@ -49,6 +49,7 @@ MAX_EMAIL = 320
 CHOICE_LABELS: dict[str, str] = {
     "regular": "Every message, as it is sent",
     "digest": "A digest: the messages collected into one email",
+    "digest-plain": "A plain-text digest (RFC 1153): the messages as one text email",
     "nomail": "Pause: no mail for now, stay a member",
     prefs.LEAVE: "Leave",
     prefs.STAY_OUT: "Not subscribed",

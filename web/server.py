@@ -49,17 +49,18 @@ def bind(host: str, port: int) -> socket.socket:
             "set CITYMAIL_WEB_HOST / CITYMAIL_WEB_PORT to a free address") from None
 
 
-async def serve_web(app: ASGIApp, host: str, port: int, *, proxies: str = "127.0.0.1",
+async def serve_web(app: ASGIApp, host: str, port: int, *, proxies: str = "",
                     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Start serving ``app`` on ``host:port`` (0: any free port); returns once listening.
 
-    ``proxies``: addresses whose X-Forwarded-For/-Proto are believed (a reverse proxy).
+    ``proxies``: addresses whose X-Forwarded-For/-Proto uvicorn believes; none by default,
+    because ``web.proxy.ProxyHeaders`` (``CITYMAIL_TRUSTED_PROXIES``) does it in the app.
     The bound port is ``server.servers[0].sockets[0].getsockname()[1]``.
     """
     sock = bind(host, port)
     config = uvicorn.Config(
         app, lifespan="off", log_config=None, access_log=False, server_header=False,
-        proxy_headers=True, forwarded_allow_ips=proxies, ws="none",
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, ws="none",
         timeout_graceful_shutdown=5)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"citymail-web-{port}")

@@ -13,6 +13,7 @@ day.  Scoring reads only event times and "now", so that is exactly five bouncing
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
 import json
 import re
 import smtplib
@@ -157,20 +158,25 @@ def test_five_days_of_bounces_disable_delivery_and_the_owners_are_told(
         # The warning's re-enable link: a GET (what link scanners do) changes nothing,
         # the page's POST turns delivery back on.
         link = re.search(r"https?://\S+/r/\S+", warning.message.get_content()).group(0)
-        with urllib.request.urlopen(link, timeout=10) as page:
-            assert b"Turn delivery back on" in page.read()
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(link, timeout=10) as page:
+            html = page.read()
+        assert b"Turn delivery back on" in html
         still = json.loads(cli(env, "bounces", "show", ALICE, "--json").stdout)
         assert {s["name"]: s["delivery_status"] for s in still["subscriptions"]}[
             "city-clerks"] == "disabled_bounce"
-        request = urllib.request.Request(link, data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as page:
+        token = re.search(rb'name="csrf_token" value="([^"]+)"', html).group(1)
+        request = urllib.request.Request(link, data=b"csrf_token=" + token, method="POST")
+        with browser.open(request, timeout=10) as page:
             assert b"Delivery is back on" in page.read()
         post(port, BOB, "Budget")
         wait_for(sink, to(ALICE, "Budget"))
         forged = link[:-3] + ("aaa" if not link.endswith("aaa") else "bbb")
-        request = urllib.request.Request(forged, data=b"", method="POST")
+        # With a valid session and CSRF token, so that only the link itself is judged.
+        request = urllib.request.Request(forged, data=b"csrf_token=" + token, method="POST")
         try:
-            urllib.request.urlopen(request, timeout=10)
+            browser.open(request, timeout=10)
             raise AssertionError("a forged re-enable link was accepted")
         except urllib.error.HTTPError as exc:
             assert exc.code == 400

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from test_bounce_events import SPAM, World, day, dsn, make_world
 
-from citymail.bounces_cli import add_bounce_verbs, bounce_view
+from citymail.bounces_cli import add_bounce_verbs
 from mailer.bounce_duties import run_bounce_duties
+from mailer.bounce_view import bounce_view
 from mailer.db import reading, utcnow, writing
 from mailer.errors import NotFound
 

@@ -92,6 +92,9 @@ def site(template_db: Path, tmp_path: Path) -> Iterator[Site]:
         bob = add_member(conn, league, email=BOB, name="Bob Baker", city="Davis",
                          role="City Clerk").member_id
     with TestClient(create_app(settings, engine)) as client:
+        # The session's form token (web.csrf), as a page's script would send it.
+        client.headers["x-csrf-token"] = forms(client.get("/manage").text)[0]["fields"][
+            "csrf_token"]
         yield Site(settings, engine, client, ann, bob)
     engine.dispose()
 
@@ -261,7 +264,8 @@ def test_preferences_show_every_subscription_and_changes_persist(site: Site) -> 
         assert name in words
     (form,) = forms(page.text)
     clerks, advocate = site.list_id("city-clerks"), site.list_id("advocate")
-    assert form["radios"][f"list-{clerks}"] == ["regular", "digest", "nomail", "leave"]
+    assert form["radios"][f"list-{clerks}"] == ["regular", "digest", "digest-plain", "nomail",
+                                                  "leave"]
     assert form["radios"][f"list-{advocate}"] == ["regular", "nomail", "leave"]
     assert form["fields"][f"list-{clerks}"] == "regular"
 

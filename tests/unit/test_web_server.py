@@ -4,6 +4,7 @@ already-running loop (as ``citymail serve`` runs it beside the SMTP gateway)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_oversized_bodies_are_refused(settings: Settings, engine: Engine) -> Non
 
 def test_templates_escape_what_people_type(settings: Settings, engine: Engine) -> None:
     with TestClient(create_app(settings, engine)) as client:
-        response = client.post("/manage", data={"email": '"><script>alert(1)</script>'})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/manage").text)
+        response = client.post("/manage", data={"email": '"><script>alert(1)</script>',
+                                                "csrf_token": token[1]})
     assert response.status_code == 400
     assert "<script>" not in response.text and "&lt;script&gt;" in response.text
 
