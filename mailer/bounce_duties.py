@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
-from mailer import bounce_score, notices
+from mailer import bounce_score, notices, webhooks
 from mailer.bounce_score import DEFAULT_POLICY, BouncePolicy
 from mailer.db import utcnow
 from mailer.models import ListRole, MailingList, Member, Subscription
@@ -99,9 +99,12 @@ def _duty(conn: Connection, settings: Settings, row: Any, *, now: dt.datetime,
         removed_at=now, next_action_at=None, updated_at=now)).rowcount
     if not claimed:
         return 0
-    conn.execute(update(Subscription)
-                 .where(Subscription.id == sub_id, Subscription.status == "active")
-                 .values(status="removed", source="bounces", updated_at=now))
+    if conn.execute(update(Subscription)
+                    .where(Subscription.id == sub_id, Subscription.status == "active")
+                    .values(status="removed", source="bounces", updated_at=now)).rowcount:
+        webhooks.emit(conn, "subscription.changed", {
+            "email": row.email, "list": row.list_name, "kind": row.kind, "status": "removed",
+            "mode": None, "source": "bounces"})
     log.info("subscription %d removed after %d bounce warnings", sub_id, row.warnings_sent)
     context = _context(conn, settings, row, now=now, removal=now, policy=policy)
     return _tell_owners(conn, settings, row, "bounce_owner_removed", context)

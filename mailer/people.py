@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, insert, select, update
 
+from mailer import webhooks
 from mailer.db import utcnow
 from mailer.errors import InvalidInput, NotFound
 from mailer.league import League
@@ -84,6 +85,8 @@ def subscribe(conn: Connection, member_id: int, names: list[str], *, source: str
             added.append(name)
         else:
             kept_out.append(name)
+    webhooks.subscription_changed(conn, member_id, added, status="active", source=source,
+                                  mode=mode)  # outbox: sent by the clock, after commit
     return added, kept_out
 
 
@@ -99,6 +102,9 @@ def add_member(conn: Connection, league: League, *, email: str, name: str = "",
         member_id = conn.execute(insert(Member).values(
             email=address, name=name, role=role, title=title, city_id=city_id,
             is_league_member=True, status="active").returning(Member.id)).scalar_one()
+        webhooks.emit(conn, "member.added", {"email": address, "name": name, "city": city,
+                                             "role": role, "league_member": True,
+                                             "source": source})
     else:
         member_id = row.id
         values = {k: v for k, v in (("name", name), ("role", role), ("title", title),

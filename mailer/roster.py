@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select, text
 
+from mailer import webhooks
 from mailer.bulk import bulk_insert, bulk_update, reserve_ids
 from mailer.db import reading, utcnow, writing
 from mailer.errors import CitymailError, InvalidInput
@@ -99,6 +100,18 @@ def apply_plan(engine: Engine, plan: Plan, snap: Snapshot, *,
             gc.enable()
 
 
+def _emit_roster_events(conn: Connection, plan: Plan) -> None:
+    """Webhook events of an import, set-based like the rest (nothing when nobody listens)."""
+    webhooks.emit(conn, "member.added", [
+        {"email": a.email, "name": a.name, "city": a.city, "role": a.role,
+         "league_member": True, "source": SOURCE} for a in plan.adds])
+    webhooks.emit(conn, "member.removed", [
+        {"email": d.email, "reason": "disabled"} for d in plan.disables])
+    webhooks.emit(conn, "subscription.changed", [
+        {"email": x.email, "list": n, "status": "active", "mode": "regular",
+         "source": SOURCE} for x in (*plan.adds, *plan.changes) for n in x.lists])
+
+
 def _apply(engine: Engine, plan: Plan, snap: Snapshot, welcomes: list[Welcome],
            now: dt.datetime, lists: Mapping[str, int]) -> float:
     with writing(engine) as conn:
@@ -134,6 +147,7 @@ def _apply(engine: Engine, plan: Plan, snap: Snapshot, welcomes: list[Welcome],
         bulk_update(conn, Member, [
             {"id": d.member_id, "status": "disabled", "updated_at": now}
             for d in plan.disables])
+        _emit_roster_events(conn, plan)
         queue_welcomes(conn, welcomes)
     return time.perf_counter() - started  # the commit (and its fsync) included
 
