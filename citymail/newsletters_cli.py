@@ -72,23 +72,15 @@ def cmd_edit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _sample(settings: Settings) -> dict[str, str]:
-    return {"name": "Pat Example", "city": "Sacramento", "email": "pat@example.org",
-            "unsubscribe_url": f"{settings.base_url}/u/PREVIEW",
-            "preferences_url": f"{settings.base_url}/p/PREVIEW"}
-
-
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from newsletters import issues
-    from newsletters.prepared import fill
-    from newsletters.render import render_issue
+    from newsletters.preview import preview
 
     with _engine(settings) as engine, reading(engine) as conn:
         issue = issues.get_issue(conn, args.id)
         content = issues.issue_content(conn, issue, date=issue.send_at or utcnow())
-    rendered = render_issue(content, base_url=settings.base_url, zone=settings.timezone)
-    out = fill(rendered.text, _sample(settings), escape=False) if args.text else fill(
-        rendered.html, _sample(settings), escape=True)
+    shown = preview(content, base_url=settings.base_url, zone=settings.timezone)
+    out = shown.text if args.text else shown.html
     if args.out:
         Path(args.out).write_text(out, encoding="utf-8")
         print(f"citymail: preview of issue #{args.id} written to {args.out}")
@@ -161,7 +153,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if s["total"]:
         print(f"  {s['sent']}/{s['total']} sent ({s['percent']}%), "
               f"{s['pending'] + s['sending']} queued, {s['paused']} paused, "
-              f"{s['deferred']} deferred, {s['failed']} failed, {s['cancelled']} cancelled")
+              f"{s['deferred']} deferred, {s['failed']} failed, {s['cancelled']} cancelled; "
+              f"{s['complaints']} complaint(s)")
         print(f"  {s['rate_per_s']}/s over the last minute; ETA {_duration(s['eta_seconds'])}")
     if s["last_error"]:
         print(f"  last error: {s['last_error']}")

@@ -71,9 +71,10 @@ def fan_out(conn: Connection, *, outbound_id: int, list_id: int,
                delivery_enabled(Subscription.id))
         .order_by(Member.id)
     )
+    # preserve_rowcount: SQLAlchemy 2 reports an INSERT's rowcount on PostgreSQL only then.
     result = conn.execute(insert(D).from_select(
         ["outbound_id", "member_id", "list_id", "recipient", "state", "attempts", "due_at",
-         "created_at"], source))
+         "created_at"], source).execution_options(preserve_rowcount=True))
     return result.rowcount or 0
 
 
@@ -272,22 +273,28 @@ def status(conn: Connection, *, now: dt.datetime | None = None,
     for outbound_id, state, count, latest_due in counts:
         entry = by_outbound.setdefault(outbound_id, {
             "id": outbound_id, "pending": 0, "sending": 0, "sent": 0, "deferred": 0,
-            "failed": 0, "next_retry": None})
+            "failed": 0, "paused": 0, "cancelled": 0, "next_retry": None})
         entry[state] = count
         if state == "deferred" and latest_due is not None:
             entry["next_retry"] = latest_due.isoformat()
     out = []
     for outbound_id, entry in sorted(by_outbound.items()):
         remaining = int(entry["pending"]) + int(entry["sending"]) + int(entry["deferred"])
-        if not remaining and not include_finished:
+        # A paused message is not finished: it is listed until it is resumed or cancelled.
+        if not remaining and not entry["paused"] and not include_finished:
             continue
         rate = recent.get(outbound_id, 0) / window.total_seconds()
-        eta: float | None = remaining / rate if rate and remaining else (0.0 if not remaining
-                                                                            else None)
+        eta: float | None = remaining / rate if rate and remaining else (
+            0.0 if not remaining and not entry["paused"] else None)
         if entry["next_retry"] and eta is not None:
             retry_in = (dt.datetime.fromisoformat(str(entry["next_retry"])) - now).total_seconds()
             eta = max(eta, retry_in)
-        entry.update(total=remaining + int(entry["sent"]) + int(entry["failed"]),
+        entry["state"] = ("sending" if int(entry["pending"]) + int(entry["deferred"]) else
+                          "paused" if entry["paused"] else
+                          "sending" if remaining else
+                          "cancelled" if entry["cancelled"] else "done")
+        entry.update(total=remaining + sum(int(entry[s]) for s in ("sent", "failed", "paused",
+                                                                   "cancelled")),
                      remaining=remaining, rate_per_s=round(rate, 1),
                      eta_seconds=None if eta is None else round(eta, 1))
         out.append(entry)

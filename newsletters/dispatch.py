@@ -28,7 +28,7 @@ from email.utils import format_datetime
 
 from sqlalchemy import Connection, Engine, exists, insert, select, update
 
-from mailer import delivery
+from mailer import delivery, webhooks
 from mailer.db import reading, utcnow, writing
 from mailer.delivery import Claimed
 from mailer.errors import InvalidInput
@@ -149,9 +149,11 @@ def finish_sent_issues(engine: Engine, *, now: dt.datetime | None = None) -> lis
         if conn.execute(select(ISSUES.c.id).where(done).limit(1)).first() is None:
             return []
     with writing(engine) as conn:
-        return list(conn.scalars(update(ISSUES).where(done)
+        sent = list(conn.scalars(update(ISSUES).where(done)
                                  .values(state="sent", finished_at=now or utcnow())
                                  .returning(ISSUES.c.id)))
+        webhooks.emit(conn, "issue.sent", [issues.issue_status(conn, i) for i in sent])
+        return sent
 
 
 def tick(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[int]:

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, case, func, insert, select, update
 
+from mailer.bounce_events import complaints_by_outbound
 from mailer.db import utcnow
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Delivery, MailingList, Outbound
@@ -38,7 +39,7 @@ from newsletters.schedule import Schedule, local_schedule
 
 __all__ = [
     "MAX_ITEMS", "TRANSITIONS", "IssueRow", "IssueStateError", "arrange_items",
-    "cancel_issue", "candidate_items", "create_issue", "get_issue", "issue_content",
+    "cancel_issue", "candidate_items", "choose_items", "create_issue", "get_issue", "issue_content",
     "issue_items", "issue_status", "list_issues", "newsletter_info", "pause_issue",
     "resume_issue", "schedule_issue", "schedule_now", "unschedule_issue", "update_issue",
 ]
@@ -199,11 +200,18 @@ def issue_items(conn: Connection, issue: IssueRow) -> list[ItemView]:
     if issue.sent_items is not None:
         by_id = {v.id: v for v in _views(conn, FeedItem.__table__.c.id.in_(issue.sent_items))}
         return [by_id[i] for i in issue.sent_items if i in by_id]
-    candidates = {v.id: v for v in candidate_items(conn, issue)}
-    dropped = set(issue.dropped_items)
-    ordered = [candidates[i] for i in issue.item_order if i in candidates and i not in dropped]
+    return choose_items(candidate_items(conn, issue), issue.item_order, issue.dropped_items)
+
+
+def choose_items(candidates: Sequence[ItemView], order: Iterable[int],
+                 dropped: Iterable[int]) -> list[ItemView]:
+    """The editor's ``order`` first, then the newest others up to ``MAX_ITEMS``; never
+    a dropped one.  Pure: the editor's live preview applies unsaved choices with it."""
+    by_id = {v.id: v for v in candidates}
+    dropped = set(dropped)
+    ordered = [by_id[i] for i in order if i in by_id and i not in dropped]
     chosen = {v.id for v in ordered}
-    rest = [v for i, v in candidates.items() if i not in chosen and i not in dropped]
+    rest = [v for i, v in by_id.items() if i not in chosen and i not in dropped]
     return ordered + rest[:max(0, MAX_ITEMS - len(ordered))]
 
 
@@ -303,8 +311,10 @@ def issue_status(conn: Connection, issue_id: int, *, now: dt.datetime | None = N
     info = _newsletter_by_id(conn, issue.list_id)
     counts = {s: 0 for s in ("pending", "sending", "sent", "deferred", "failed", "paused",
                              "cancelled")}
-    recent = 0
+    recent = complaints = 0
     if issue.outbound_id is not None:
+        # ARF complaints are recorded per outbound message (mailer.bounce_events).
+        complaints = complaints_by_outbound(conn, [issue.outbound_id]).get(issue.outbound_id, 0)
         counts.update(dict(conn.execute(select(D.c.state, func.count())  # type: ignore[arg-type]
                                         .where(D.c.outbound_id == issue.outbound_id)
                                         .group_by(D.c.state)).all()))
@@ -323,8 +333,9 @@ def issue_status(conn: Connection, issue_id: int, *, now: dt.datetime | None = N
         "state": issue.state, "send_at": _iso(issue.send_at), "send_local": issue.send_local,
         "send_zone": issue.send_zone, "started_at": _iso(issue.started_at),
         "finished_at": _iso(issue.finished_at), "total": total, **counts,
-        "remaining": remaining, "percent": round(100 * counts["sent"] / total, 1) if total
-        else 0.0, "rate_per_s": round(rate, 1), "eta_seconds": eta,
+        "remaining": remaining, "complaints": complaints,
+        "percent": round(100 * counts["sent"] / total, 1) if total else 0.0,
+        "rate_per_s": round(rate, 1), "eta_seconds": eta,
         "last_error": issue.last_error,
     }
 
