@@ -9,7 +9,7 @@ charset, or HTML only (see :mod:`listservs.mailtext`).
 Commands (case-insensitive, first word; see :data:`VERBS`)::
 
     help                      join | subscribe [digest|nomail]   leave | unsubscribe
-    digest on|off             nomail [on|off] | mail             who (owners only)
+    digest on|off|plain|mime  nomail [on|off] | mail             who (owners only)
     confirm TOKEN             approve | reject REASON | discard  end | stop | thanks
 
 The first body line that is not a command ends the commands (it is prose, or a
@@ -140,6 +140,8 @@ def parse_command(line: str, source: str = "body") -> Command | None:
     rest = unicodedata.normalize("NFKC", line).strip()[len(words[0]):].strip()
     if verb == "end" and args[:1] not in ((), ("you",)):
         return None  # "thanks for the help" is prose, and ends the commands anyway
+    if verb == "digest" and args[:1] in (("plain",), ("mime",)):  # digest plain|mime
+        return Command(verb, args, line.strip(), source, rest)
     if verb in ("digest", "nomail") and args[:1] not in ((), ("on",), ("off",)):
         return None
     if verb in ("help", "who", "leave", "mail", "approve", "discard", "cancel") and len(args) > 2:

@@ -44,6 +44,7 @@ __all__ = ["plan_confirm", "plan_join", "plan_leave", "plan_owner", "plan_reques
 log = logging.getLogger(__name__)
 
 _MODES = {("digest", "on"): "digest", ("digest", ""): "digest", ("digest", "off"): "regular",
+          ("digest", "mime"): "digest", ("digest", "plain"): "digest-plain",
           ("nomail", "on"): "nomail", ("nomail", ""): "nomail", ("nomail", "off"): "regular",
           ("mail", ""): "regular", ("mail", "on"): "regular", ("mail", "off"): "nomail"}
 

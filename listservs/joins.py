@@ -59,7 +59,8 @@ __all__ = [
 CONFIRM_DAYS = 7
 APPROVAL_DAYS = 7  # after the confirmation window, for an owner to decide
 ANSWERS_PER_DAY = 10  # answers to one address about one list (RFC 3834 section 2)
-MODE_NAMES = {"regular": "every message", "digest": "digests", "nomail": "no mail"}
+MODE_NAMES = {"regular": "every message", "digest": "digests",
+              "digest-plain": "plain-text digests", "nomail": "no mail"}
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
 
+from mailer import webhooks
 from mailer.db import utcnow
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import MailingList, Member, Subscription
+from mailer.models_digests import owe_last_digest
 from mailer.people import normalise_email, subscribe
 from mailer.settings import Settings
 from mailer.tokens import sign, unsign
@@ -34,7 +36,7 @@ __all__ = [
 PREFERENCES_DAYS = 30
 # Delivery modes a person may choose, by kind of list (a newsletter has no digest).
 MODES: dict[str, tuple[str, ...]] = {
-    "list": ("regular", "digest", "nomail"),
+    "list": ("regular", "digest", "digest-plain", "nomail"),
     "newsletter": ("regular", "nomail"),
 }
 LEAVE = "leave"  # a choice on the preferences page: leave this list
@@ -166,6 +168,7 @@ def unsubscribe(conn: Connection, member_id: int, list_id: int, *, source: str) 
                Subscription.status != "left")
         .values(status="left", source=source, updated_at=now))
     if result.rowcount:
+        webhooks.subscription_changed(conn, member_id, [list_id], status="left", source=source)
         return True
     if subscription_of(conn, member_id, list_id) is not None:
         return False  # already left
@@ -175,6 +178,7 @@ def unsubscribe(conn: Connection, member_id: int, list_id: int, *, source: str) 
     conn.execute(insert(Subscription).values(
         member_id=member_id, list_id=list_id, status="left", source=source,
         created_at=now, updated_at=now))
+    webhooks.subscription_changed(conn, member_id, [list_id], status="left", source=source)
     return True
 
 
@@ -195,6 +199,11 @@ def set_mode(conn: Connection, member_id: int, list_id: int, mode: str) -> bool:
     conn.execute(update(Subscription)
                  .where(Subscription.member_id == member_id, Subscription.list_id == list_id)
                  .values(mode=mode, updated_at=utcnow()))
+    # Leaving digest mode: the clock sends one last digest of the posts waiting now.
+    owe_last_digest(conn, member_id=member_id, list_id=list_id, old_mode=current.mode,
+                    new_mode=mode)
+    webhooks.subscription_changed(conn, member_id, [list_id], status="active",
+                                  source="preferences", mode=mode)
     return True
 
 
