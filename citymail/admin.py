@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from listservs.list_settings import current_settings
 from listservs.lists import get_list
 from mailer import delivery, schema
 from mailer.db import make_engine, reading, writing
@@ -54,6 +55,7 @@ def lists_show(settings: Settings, name: str | None) -> list[dict[str, Any]]:
         "list_id": r["list_id"] or f"{r['name']}.{settings.list_domain}",
         "announce_only": bool(r["announce_only"]), "private_archive": bool(r["private_archive"]),
         "delivery": r["delivery"], "subscribers": int(r["subs"]),
+        "settings": current_settings(dict(r["config"] or {}), dict(r)),  # lists set KEY
     } for r in rows]
 
 

@@ -18,9 +18,11 @@ from typing import Protocol
 
 from sqlalchemy import Connection, insert, select, update
 
+from listservs.archive_store import index_post
 from listservs.models_moderation import HeldRecord, ListRequest, ResponseSent
-from mailer import delivery
+from mailer import delivery, webhooks
 from mailer.models import Held, Member, Outbound, Post, Subscription
+from mailer.models_digests import collect_post, owe_last_digest
 from mailer.notices import queue_notice
 from mailer.people import subscribe
 
@@ -180,6 +182,9 @@ class StorePost:
             kind="post", list_id=self.list_id, post_id=post_id, personal=self.personal,
             body=self.body, bounce_local=f"{self.list_name}-bounces", created_at=now,
             dispatched_at=None).returning(Outbound.id)).scalar_one()
+        collect_post(conn, list_id=self.list_id, post_id=post_id, size=len(self.body), now=now)
+        index_post(conn, post_id=post_id, list_id=self.list_id, inbound_id=self.inbound_id,
+                   now=now)  # the archive's search index
         count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=self.list_id, now=now)
         log.info("inbound %d approved on %s: %d recipients", self.inbound_id, self.list_name,
                  count)
@@ -251,6 +256,9 @@ class Subscribe:
                 email=self.email.lower(), name=self.name[:200], is_league_member=False,
                 status="active", created_at=now, updated_at=now)
                 .returning(Member.id)).scalar_one()
+            webhooks.emit(conn, "member.added", {"email": self.email.lower(),
+                                                 "name": self.name[:200],
+                                                 "league_member": False, "source": "email"})
         subscribe(conn, member_id, [self.list_name], source="self", mode=self.mode)
         return True
 
@@ -262,10 +270,12 @@ class Leave:
 
     def apply(self, conn: Connection, *, now: dt.datetime) -> bool:
         member_id = _member_id(conn, self.email)
-        if member_id is not None:
-            conn.execute(update(Subscription).where(
+        if member_id is not None and conn.execute(update(Subscription).where(
                 Subscription.member_id == member_id, Subscription.list_id == self.list_id,
-                Subscription.status == "active").values(status="left", updated_at=now))
+                Subscription.status == "active").values(status="left", updated_at=now)
+        ).rowcount:
+            webhooks.subscription_changed(conn, member_id, [self.list_id], status="left",
+                                          source="email")
         return True
 
 
@@ -278,7 +288,15 @@ class SetMode:
     def apply(self, conn: Connection, *, now: dt.datetime) -> bool:
         member_id = _member_id(conn, self.email)
         if member_id is not None:
-            conn.execute(update(Subscription).where(
-                Subscription.member_id == member_id, Subscription.list_id == self.list_id,
-                Subscription.status == "active").values(mode=self.mode, updated_at=now))
+            where = (Subscription.member_id == member_id,
+                     Subscription.list_id == self.list_id, Subscription.status == "active")
+            old = conn.execute(select(Subscription.mode).where(*where)).scalar()
+            conn.execute(update(Subscription).where(*where)
+                         .values(mode=self.mode, updated_at=now))
+            if old is not None:  # leaving digest mode: one last digest of what waits
+                owe_last_digest(conn, member_id=member_id, list_id=self.list_id,
+                                old_mode=old, new_mode=self.mode, now=now)
+            if old is not None and old != self.mode:
+                webhooks.subscription_changed(conn, member_id, [self.list_id],
+                                              status="active", source="email", mode=self.mode)
         return True

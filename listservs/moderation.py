@@ -36,9 +36,10 @@ from listservs.lists import ListInfo, get_list, list_roles
 from listservs.mailout import Replying, mail
 from listservs.mailtext import parse, safe_excerpt
 from listservs.models_moderation import HeldRecord
+from listservs.models_post_dmarc import stored_policy
+from listservs.post_content import approval_copy_inputs, build_copy, prepare_content
 from listservs.posting import PostPlan, derived_message_id, identity_for, read_headers
 from mailer.db import reading, utcnow, writing
-from mailer.decorate import decorate
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Held, Inbound, MailingList
 from mailer.settings import Settings
@@ -92,14 +93,20 @@ def moderators(conn: Connection, list_id: int) -> list[str]:
 
 
 def accepted_post(raw: bytes, *, inbound_id: int, info: ListInfo, settings: Settings,
-                  envelope_sender: str) -> StorePost:
-    """A held post as an accepted one: decorated like ``plan_post`` decorates, ready to store."""
+                  envelope_sender: str, dmarc_policy: str | None = None) -> StorePost:
+    """A held post as an accepted one: decorated like ``plan_post`` decorates, ready to store.
+
+    ``dmarc_policy``: what DNS said when the post arrived (``models_post_dmarc``).
+    """
     headers = read_headers(raw, envelope_sender)
     message_id = headers.message_id or derived_message_id(raw, settings.list_domain)
     archived_at = f"{settings.base_url}/archives/{info.name}/msg/{quote(message_id, safe='')}"
-    body = decorate(raw, identity_for(info, settings), archived_at=archived_at,
-                    message_id=None if headers.message_id else message_id,
-                    personal=info.delivery == "personalised")
+    lookups, sealer = approval_copy_inputs(raw, settings, dmarc_policy=dmarc_policy)
+    body = build_copy(prepare_content(raw, info.config).raw, identity_for(info, settings),
+                      config=info.config, lookups=lookups, sealer=sealer,
+                      archived_at=archived_at,
+                      message_id=None if headers.message_id else message_id,
+                      personal=info.delivery == "personalised")
     return StorePost(inbound_id, info.id, info.name, info.delivery == "personalised", body,
                      message_id, headers.in_reply_to, headers.subject, headers.sender)
 
@@ -170,7 +177,8 @@ def plan_decision(conn: Connection, *, held_id: int, decision: Decision, decided
     note = f"held {held_id} on {info.name} {state} by {decided_by}"
     if decision.action == "approve":
         then.append(accepted_post(raw, inbound_id=held.inbound_id, info=info,
-                                  settings=settings, envelope_sender=mail_from))
+                                  settings=settings, envelope_sender=mail_from,
+                                  dmarc_policy=stored_policy(conn, held.inbound_id)))
     elif decision.action == "reject" and notify and held.sender:
         then.append(mail(info, settings, template="held_rejected", to=[held.sender],
                          replying=Replying.to(parse(raw)),

@@ -19,8 +19,10 @@ from urllib.parse import quote
 from listservs.facts import Membership, facts_from_message, message_id_of, poster_address
 from listservs.lists import ListInfo
 from listservs.policy import ListPolicy, evaluate, policy_from_config
+from listservs.post_content import PostLookups, build_copy, content_decision, prepare_content
+from mailer.arc_seal import Sealer
 from mailer.authresults import verdict_from_authres
-from mailer.decorate import ListIdentity, decorate
+from mailer.decorate import ListIdentity
 from mailer.dkim_verify import DnsFunc, authenticate
 from mailer.settings import Settings
 
@@ -118,11 +120,13 @@ def needs_authentication(cfg: ListPolicy, membership: Membership) -> bool:
 def plan_post(raw: bytes, *, info: ListInfo, settings: Settings, envelope_sender: str,
               lookup: Callable[[str | None], Membership],
               seen: Callable[[str | None], bool], now: datetime,
-              dnsfunc: DnsFunc | None = None) -> PostPlan:
+              dnsfunc: DnsFunc | None = None, lookups: PostLookups | None = None,
+              sealer: Sealer | None = None) -> PostPlan:
     """Decide what happens to a post and, when accepted, build its decorated copy.
 
     ``lookup`` tells what the database knows about a sender address; ``seen`` whether a
-    Message-ID was already posted to this list within the duplicate window.
+    Message-ID was already posted to this list within the duplicate window; ``lookups``
+    what DNS said (``listservs.post_content.look_up``), ``sealer`` ARC-seals the copy.
     """
     msg = message_from_bytes(raw, policy=policy.compat32)
     headers = read_headers(raw, envelope_sender)
@@ -141,10 +145,15 @@ def plan_post(raw: bytes, *, info: ListInfo, settings: Settings, envelope_sender
     decision = evaluate(facts, cfg)
     message_id = headers.message_id or derived_message_id(raw, settings.list_domain)
     body = None
-    if decision.action == "accept":
+    content = prepare_content(raw, info.config) if decision.action == "accept" else None
+    if content is not None and content.empty_action is not None:
+        decision = content_decision(decision, content, authenticated=facts.authenticated)
+    if content is not None and decision.action == "accept":
         archived_at = f"{settings.base_url}/archives/{info.name}/msg/{quote(message_id, safe='')}"
-        body = decorate(raw, identity_for(info, settings), archived_at=archived_at,
-                        message_id=None if headers.message_id else message_id,
-                        personal=info.delivery == "personalised")
+        body = build_copy(content.raw, identity_for(info, settings), config=info.config,
+                          lookups=lookups or PostLookups(), sealer=sealer,
+                          archived_at=archived_at,
+                          message_id=None if headers.message_id else message_id,
+                          personal=info.delivery == "personalised")
     return PostPlan(decision.action, decision.reasons, headers, message_id, body,
                     decision.notify_sender)

@@ -3,6 +3,11 @@
 ``city-clerks@`` posts; ``city-clerks-request@`` takes commands; ``-join``, ``-leave``,
 ``-owner``; ``-bounces+TOKEN`` receives VERP bounces; ``-confirm+TOKEN`` confirmations.
 Newsletters have only the bounce and request addresses.
+
+Two site addresses belong to no list: ``citymail-owner@`` (the From of every notice,
+forwarded to the site administrators) and ``citymail-bounces[+TOKEN]@`` (the envelope
+sender of notices, to bounce intake). They resolve to ``Target(SITE, "owner")`` and
+``Target(SITE, "bounces", token)``; a list may not be called ``citymail``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["AddressTable", "Rejection", "Target"]
+__all__ = ["SITE", "SITE_ROLES", "AddressTable", "Rejection", "Target"]
 
 # suffix -> role; the longest suffix wins ("-bounces" before "-s" style clashes).
 SUFFIXES: dict[str, str] = {
@@ -26,6 +31,8 @@ SUFFIXES: dict[str, str] = {
 TOKEN_ROLES = frozenset({"bounces", "confirm"})
 LIST_ROLES = frozenset({"post", *SUFFIXES.values()})
 NEWSLETTER_ROLES = frozenset({"request", "join", "leave", "owner", "bounces", "confirm"})
+SITE = "citymail"  # the site's own addresses: SITE-owner@, SITE-bounces[+TOKEN]@
+SITE_ROLES = frozenset({"owner", "bounces"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class AddressTable:
             return RELAY_DENIED
         local = local.lower()
         base, plus, token = local.partition("+")
+        site = _site_target(base, plus, token)
+        if site is not None:
+            return site
         if base in self._kinds and not plus:
             return Target(base, "post") if self._kinds[base] == "list" else UNKNOWN
         for suffix, role in SUFFIXES.items():
@@ -105,3 +115,13 @@ class AddressTable:
                     return UNKNOWN
                 return Target(name, role, token or None)
         return UNKNOWN
+
+
+def _site_target(base: str, plus: str, token: str) -> Target | Rejection | None:
+    """``citymail-owner`` / ``citymail-bounces[+TOKEN]``, else None (not a site address)."""
+    name, dash, role = base.rpartition("-")
+    if name != SITE or not dash or role not in SITE_ROLES:
+        return None
+    if plus and role not in TOKEN_ROLES:
+        return UNKNOWN
+    return Target(SITE, role, token or None)

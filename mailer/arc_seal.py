@@ -33,15 +33,17 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Protocol
 
 import dkim
 
+from mailer.authresults import AuthResult, trusted_results
 from mailer.dkim_sign import DkimSettings, Signer
-from mailer.dkim_verify import DnsFunc
+from mailer.dkim_verify import DnsFunc, verify_signatures
 from mailer.errors import SettingsError
 
-__all__ = ["ArcSettings", "Sealer"]
+__all__ = ["ArcSettings", "Sealer", "results_to_seal"]
 
 log = logging.getLogger(__name__)
 _dkimpy_log = logging.getLogger(f"{__name__}.dkimpy")
@@ -112,7 +114,8 @@ class Sealer:
         items = [r.strip() for r in results if r.strip()]
         if any("\r" in r or "\n" in r or r.startswith("arc=") for r in items):
             raise ValueError("results must be single-line resinfo strings without arc=")
-        if not _ARC_SEAL.search(message):
+        head = message.split(b"\r\n\r\n", 1)[0]  # not a wrapped original's own sets
+        if not _ARC_SEAL.search(head):
             chain = "none"  # no earlier set left in the message: a new chain starts here
         header = ("Authentication-Results: " + self.authserv_id + "".join(
             f";\r\n {r}" for r in [*items, f"arc={chain}"]) + "\r\n").encode("utf-8")
@@ -133,3 +136,43 @@ class Sealer:
         from dkim.dnsplug import get_txt  # dkimpy's own resolver (dnspython)
 
         return get_txt
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._@+-]+")
+
+
+def _value(text: str) -> str:
+    """A property value as RFC 8601 allows it: a token, else a quoted string."""
+    clean = "".join(c for c in text if " " <= c <= "~" and c not in '"\\')[:200]
+    return clean if _TOKEN.fullmatch(clean) else f'"{clean}"'
+
+
+def _resinfo(result: AuthResult) -> str:
+    text = f"{result.method}={_value(result.result)}"
+    if result.reason:
+        text += f" reason={_value(result.reason)}"
+    return text + "".join(f" {k}={_value(v)}" for k, v in result.properties[:6]
+                          if _TOKEN.fullmatch(k))
+
+
+def results_to_seal(raw: bytes, msg: Message, *, trusted_ids: Iterable[str],
+                    dnsfunc: DnsFunc | None = None, verify: bool = True) -> tuple[str, ...]:
+    """The authentication results the list vouches for in its ARC-Authentication-Results.
+
+    What a trusted verifier in front (``CITYMAIL_TRUSTED_AUTHSERV_IDS``) reported, method by
+    method; without one, the post's own DKIM signatures as we verify them (DNS: call this
+    outside any database transaction). Never raises.
+    """
+    try:
+        trusted = trusted_results(msg, trusted_ids)
+    except Exception:  # hostile headers: nothing trusted
+        trusted = {}
+    if trusted:
+        return tuple(_resinfo(r) for results in trusted.values() for r in results)
+    if not verify:
+        return ("dkim=none",)
+    checked = verify_signatures(raw, dnsfunc=dnsfunc)
+    if not checked:
+        return ("dkim=none",)
+    return tuple(f"dkim={r.result} header.d={_value(r.domain or 'unknown')} "
+                 f"header.s={_value(r.selector or 'unknown')}" for r in checked)

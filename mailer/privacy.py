@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
+from mailer import webhooks
 from mailer.db import reading, utcnow, writing
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import (
@@ -38,6 +39,7 @@ from mailer.models import (
 )
 from mailer.models_people import MemberCaucus, Suppression
 from mailer.people import normalise_email
+from mailer.privacy_sweep import find_traces, person_names, scrub_rows
 from mailer.settings import Settings
 
 __all__ = [
@@ -219,11 +221,16 @@ def forget(engine: Engine, settings: Settings, email: str, *,
             Outbound.kind == "notice",
             Outbound.id.in_(select(Delivery.outbound_id).where(Delivery.recipient == address)),
             Outbound.id.not_in(others)))
+        # Every other table (bounce events, list requests, archives...): found by scanning.
+        names = person_names(conn, address)
+        traces = find_traces(conn, address, names)
     now = utcnow()
     with writing(engine) as conn:
         newly = suppress(conn, settings, address)
         subs = 0
         if member_id is not None:
+            # Receivers are told the address once, so that they can erase it too.
+            webhooks.emit(conn, "member.removed", {"email": address, "reason": "erased"})
             conn.execute(update(Member).where(Member.id == member_id).values(
                 email=hidden, name="", title=None, role=None, city_id=None, status="erased",
                 updated_at=now))
@@ -250,5 +257,6 @@ def forget(engine: Engine, settings: Settings, email: str, *,
         for part in _chunks(notices):
             conn.execute(update(Outbound).where(Outbound.id.in_(part)).values(body=b""))
         extra = sum(erase(conn, address, hidden) for erase in erasers)
+        extra += scrub_rows(conn, traces, address=address, names=names, hidden=hidden)
     return Forgotten(address, member_id is not None, newly, subs, len(deliveries),
                      len(posts), len(held), len(notices), extra)

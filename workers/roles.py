@@ -24,11 +24,13 @@ from listservs.lists import ListInfo
 from listservs.moderation import plan_hold as _plan_hold
 from listservs.posting import PostPlan
 from listservs.rfc3834 import never_answer
+from listservs.site_mail import plan_site_bounces, plan_site_owner
 from mailer import bounce_events
 from mailer.addresses import Target
 from mailer.settings import Settings
 
-__all__ = ["ROLE_HANDLERS", "RoleHandler", "plan_hold", "plan_role"]
+__all__ = ["ROLE_HANDLERS", "SITE_HANDLERS", "RoleHandler", "plan_hold", "plan_role",
+           "plan_site_role"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,26 @@ ROLE_HANDLERS: dict[str, RoleHandler] = {
 }
 # Roles that act on any mail: the rest ignore automatic mail (RFC 3834).
 ACT_ON_AUTOMATIC = frozenset({"owner", "bounces"})
+# The site's own addresses (mailer.addresses.SITE): citymail-owner@, citymail-bounces@.
+SITE_HANDLERS: dict[str, RoleHandler] = {
+    "owner": plan_site_owner,
+    "bounces": plan_site_bounces,
+}
+
+
+def plan_site_role(conn: Connection, target: Target, *, inbound_id: int, raw: bytes,
+                   mail_from: str, settings: Settings, now: dt.datetime) -> Outcome:
+    """Like ``plan_role``, for a site address (no list). Never raises."""
+    where = f"inbound {inbound_id} to {target.address(settings.list_domain)}"
+    handler = SITE_HANDLERS.get(target.role)
+    if handler is None:
+        return Outcome(f"{where}: no handler", error=f"{where}: no handler")
+    try:
+        inc = Incoming.read(inbound_id, raw, mail_from)
+        return handler(conn, inc, target=target, settings=settings, now=now)
+    except Exception as exc:  # the handler boundary: keep the message, note why
+        log.exception("%s: handling failed", where)
+        return Outcome(f"{where}: failed", error=f"{where}: {type(exc).__name__}: {exc}")
 
 
 def plan_role(conn: Connection, target: Target, *, info: ListInfo, inbound_id: int, raw: bytes,
