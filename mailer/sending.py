@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -20,6 +21,7 @@ from mailer import delivery
 from mailer.db import reading
 from mailer.decorate import personal_headers
 from mailer.dkim_sign import PreparedMessage, Signer, SigningError
+from mailer.logfmt import log_ids
 from mailer.models import Outbound
 from mailer.settings import Settings
 from mailer.throttle import Throttles
@@ -35,6 +37,7 @@ IssueCopies = Callable[[Sequence[delivery.Claimed], bytes, str], list[Copy]]
 workers pass ``newsletters.dispatch.IssueCopies``; mailer never imports newsletters."""
 
 log = logging.getLogger(__name__)
+RECORD_PATIENCE = 120.0  # seconds a chunk's results wait for the database to return
 
 
 def unsubscribe_url(settings: Settings, member_id: int, list_id: int) -> str:
@@ -145,13 +148,14 @@ class ChunkSender:
             log.error("a copy cannot be DKIM-signed, sending unsigned: %s", exc)
             return None
 
+    @log_ids(outbound_id="outbound_id", chunk="first-last")  # JSON logs carry the ids
     def send_chunk(self, outbound_id: int, first: int, last: int) -> dict[str, int]:
         claimed = delivery.claim(self.engine, outbound_id=outbound_id, first=first, last=last,
                                  worker=self.worker_id, throttles=self.throttles)
         if not claimed:
             return {}
-        body, bounce_local, personal, kind = self._body(outbound_id)
         try:
+            body, bounce_local, personal, kind = self._body(outbound_id)
             copies = self.sign(outbound_id,
                                self.copies(claimed, body, bounce_local, personal, kind))
             results = self.sender_for_thread().send(copies)
@@ -159,9 +163,27 @@ class ChunkSender:
             log.exception("outbound %d chunk %d-%d failed", outbound_id, first, last)
             results = [Result(c.delivery_id, "deferred", 0, f"internal error: {exc}")
                        for c in claimed]
-        counts = delivery.record_results(
-            self.engine, results, claimed, worker=self.worker_id,
-            retry_base=dt.timedelta(seconds=self.settings.retry_base),
-            give_up_after=dt.timedelta(hours=self.settings.give_up_hours))
+        counts = self._record(results, claimed)
         log.info("outbound %d chunk %d-%d: %s", outbound_id, first, last, counts)
         return counts
+
+    def _record(self, results: list[Result], claimed: list[delivery.Claimed]
+                ) -> dict[str, int]:
+        """Record the results, waiting out a database restart: rows this (live) worker
+        leaves in ``sending`` are never released by the sweeper (found by the reliability
+        suite's PostgreSQL crash test, which lost a chunk that way)."""
+        deadline = time.monotonic() + RECORD_PATIENCE
+        pause = 0.5
+        while True:
+            try:
+                return delivery.record_results(
+                    self.engine, results, claimed, worker=self.worker_id,
+                    retry_base=dt.timedelta(seconds=self.settings.retry_base),
+                    give_up_after=dt.timedelta(hours=self.settings.give_up_hours))
+            except Exception:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("recording %d results failed; trying again in %.1fs",
+                            len(results), pause, exc_info=True)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
