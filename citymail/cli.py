@@ -9,12 +9,21 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from citymail.admin_users_cli import add_admin_user_verbs
+from citymail.api_cli import add_api_verbs
+from citymail.archive_cli import add_archive_verbs
 from citymail.bounces_cli import add_bounce_verbs
+from citymail.digests_cli import add_digest_verbs, add_member_mode_verb
 from citymail.dkim_cli import add_dkim_verbs
+from citymail.lists_set_cli import add_lists_set_verb
 from citymail.members_cli import add_member_verbs
 from citymail.moderation_cli import add_moderation_verbs
 from citymail.newsletters_cli import add_bench_newsletter, add_newsletter_verbs
+from citymail.ops_cli import add_ops_verbs
 from citymail.output import print_json
+from citymail.postfix_cli import add_postfix_verbs
+from citymail.status_cli import add_status_verbs
+from citymail.webhooks_cli import add_webhook_verbs
 from mailer.errors import CitymailError
 from mailer.settings import Settings, load_settings
 
@@ -39,8 +48,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     Signer.from_settings(settings)  # a bad DKIM key stops here, in one line
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+    from mailer.logfmt import configure_logging
+
+    configure_logging(settings.log_format)  # CITYMAIL_LOG_FORMAT=text|json
     serve(settings, run_workers=not args.no_workers, threads=args.threads)
     return 0
 
@@ -112,7 +122,8 @@ def cmd_deliveries_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{r['eta_seconds']:.0f} s")
         print(f"#{r['id']} {r.get('kind', '?')} {r.get('list') or '-'}: {r['sent']}/{r['total']} "
               f"sent, {r['pending'] + r['sending']} queued, {r['deferred']} deferred, "
-              f"{r['failed']} failed; {r['rate_per_s']}/s; ETA {eta}")
+              f"{r['failed']} failed, {r['paused']} paused, {r['cancelled']} cancelled "
+              f"({r['state']}); {r['rate_per_s']}/s; ETA {eta}")
     return 0
 
 
@@ -201,10 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_lists_held)
+    add_digest_verbs(lists)
+    add_lists_set_verb(lists)
 
     members = sub.add_parser("members", help="people").add_subparsers(
         dest="members_verb", required=True, metavar="ACTION")
     add_member_verbs(members)
+    add_member_mode_verb(members)
+    add_archive_verbs(lists, members)
 
     deliveries = sub.add_parser("deliveries", help="outgoing mail").add_subparsers(
         dest="deliveries_verb", required=True, metavar="ACTION")
@@ -229,8 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_feeds_parse)
 
     add_moderation_verbs(sub)
+    add_admin_user_verbs(sub)
     add_newsletter_verbs(sub)
     add_dkim_verbs(sub)
+    add_api_verbs(sub)
+    add_webhook_verbs(sub)
+    add_status_verbs(sub)
+    add_ops_verbs(sub)
+    add_postfix_verbs(sub)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_verb", required=True, metavar="ACTION")

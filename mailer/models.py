@@ -117,7 +117,8 @@ class Subscription(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
-    mode: Mapped[str] = mapped_column(String(20), default="regular")  # regular|digest|nomail
+    # regular | digest (MIME) | digest-plain (RFC 1153) | nomail
+    mode: Mapped[str] = mapped_column(String(20), default="regular")
     # active | left (the person unsubscribed: never re-added for them) | removed (bounces)
     status: Mapped[str] = mapped_column(String(20), default="active")
     source: Mapped[str] = mapped_column(String(40), default="cli")

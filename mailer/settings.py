@@ -6,6 +6,7 @@ at start-up and raises ``SettingsError`` with a message that says how to fix it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -69,7 +70,23 @@ class Settings:
     dkim_domain: str = ""  # d=; "" means list_domain
     dkim_ed25519_key: Path | None = None  # optional second, Ed25519 signature (RFC 8463)
     dkim_ed25519_selector: str = ""  # required with dkim_ed25519_key; not the RSA one
+    feed_poll_minutes: int = 30  # each newsletter feed is polled this often; 0: not by the clock
     relay: Relay = field(default_factory=lambda: Relay("outbox", path=Path("var/outbox")))
+    # Reverse proxies whose X-Forwarded-For/-Proto/-Host the web believes (IPs or CIDRs).
+    trusted_proxies: tuple[str, ...] = ()
+    # ARC-seal list posts (RFC 8617) with the DKIM RSA key, when one is configured.
+    arc_seal: bool = True
+    arc_authserv_id: str = ""  # authserv-id in ARC-Authentication-Results; "" = DKIM domain
+    # Where mail to citymail-owner@ goes; () = the web's admin accounts.
+    site_owners: tuple[str, ...] = ()
+    # DNS for DMARC policies: "" the system resolver, "off" no lookups, or nameserver IPs.
+    dns_resolver: str = ""
+    # Operations (issue 10): retention, /metrics access, log format.
+    keep_deliveries_days: int = 90  # delivery rows of finished messages
+    keep_raw_days: int = 30  # raw bytes of processed mail that is not an archived post
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")  # IPs/CIDRs that may scrape
+    metrics_token: str = ""  # or a bearer token
+    log_format: str = "text"  # text | json
 
     @property
     def zone(self) -> ZoneInfo:
@@ -214,6 +231,39 @@ def _dns_name(value: str) -> str:
     return name
 
 
+def _networks(value: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in value.split(",") if x.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError("must be IP addresses or networks separated by commas, such as "
+                             f"127.0.0.1,10.0.0.0/8, got {item!r}") from None
+    return items
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    items = tuple(x.strip().lower() for x in value.split(",") if x.strip())
+    bad = [x for x in items if not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", x)]
+    if bad:
+        raise ValueError("must be email addresses separated by commas, such as "
+                         f"it@cacities.org,clerk@cacities.org, got {bad[0]!r}")
+    return items
+
+
+def _resolver(value: str) -> str:
+    text = value.strip().lower()
+    if text in ("", "off"):
+        return text
+    for item in text.split(","):
+        try:
+            ipaddress.ip_address(item.strip())
+        except ValueError:
+            raise ValueError("must be empty (the system resolver), off, or nameserver IP "
+                             f"addresses such as 127.0.0.53, got {item.strip()!r}") from None
+    return text
+
+
 def _key_file(value: str) -> Path | None:
     if not value.strip():
         return None
@@ -256,7 +306,24 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CITYMAIL_DKIM_DOMAIN": ("dkim_domain", _dns_name),
     "CITYMAIL_DKIM_ED25519_KEY": ("dkim_ed25519_key", _key_file),
     "CITYMAIL_DKIM_ED25519_SELECTOR": ("dkim_ed25519_selector", _dns_name),
+    "CITYMAIL_TRUSTED_PROXIES": ("trusted_proxies", _networks),
+    "CITYMAIL_FEED_POLL_MINUTES": ("feed_poll_minutes", _int(0, 720)),
+    "CITYMAIL_ARC_SEAL": ("arc_seal", lambda v: _bool(v)),
+    "CITYMAIL_ARC_AUTHSERV_ID": ("arc_authserv_id", lambda v: _str(v).lower()),
+    "CITYMAIL_SITE_OWNERS": ("site_owners", _addresses),
+    "CITYMAIL_DNS_RESOLVER": ("dns_resolver", _resolver),
+    "CITYMAIL_KEEP_DELIVERIES_DAYS": ("keep_deliveries_days", _int(1, 36500)),
+    "CITYMAIL_KEEP_RAW_DAYS": ("keep_raw_days", _int(1, 36500)),
+    "CITYMAIL_METRICS_ALLOW": ("metrics_allow", _networks),
+    "CITYMAIL_METRICS_TOKEN": ("metrics_token", lambda v: v.strip()),
+    "CITYMAIL_LOG_FORMAT": ("log_format", lambda v: _choice(v, ("text", "json"))),
 }
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> str:
+    if value.strip().lower() not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+    return value.strip().lower()
 
 
 def parse_relay(url: str) -> Relay:

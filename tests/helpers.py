@@ -104,6 +104,7 @@ def base_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "CITYMAIL_WEB_PORT": str(web_port),
         "CITYMAIL_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "CITYMAIL_WORKER_THREADS": "4",
+        "CITYMAIL_DNS_RESOLVER": "off",  # tests never ask the internet's DNS
         "PYTHONUNBUFFERED": "1",
     })
     env.update(overrides)

@@ -2,12 +2,16 @@
 
 Routes (all server-rendered, no script, no asset from elsewhere):
     GET  /healthz                    "ok" once the database answers, else 503
+    GET  /metrics                    Prometheus metrics (web/metrics.py; allow-list or token)
     GET  /u/{token}                  confirm a one-click unsubscribe (never acts)
     POST /u/{token}                  RFC 8058 one-click unsubscribe
     GET  /p/{token}, POST /p/{token} a person's preferences, from a mailed link
     GET  /manage, POST /manage       mail me a preferences link
     GET  /lists/{name}/preferences   the list footer's link: redirects to /manage
+    GET  /lists/{name}/archive/…     a list's archive (web/list_archive.py; members only)
     GET  /static/site.css            the one stylesheet
+    /api/v1/…                        the JSON API (web/api.py; bearer tokens; openapi.json)
+    GET/POST /newsletters/{name}/subscribe, /s/{token}   public sign-up (web/signup.py)
 
 Nothing happens at import: templates, limits and routes are built by ``create_app``.
 """
@@ -29,12 +33,18 @@ from starlette.staticfiles import StaticFiles
 
 from mailer.db import reading
 from mailer.settings import Settings
+from web.api import api_routes
 from web.archives import archive_routes
+from web.editor import editor_routes
+from web.list_archive import list_archive_routes
+from web.metrics import metrics_routes
 from web.pages import Pages
 from web.ratelimit import Limit, RateLimiter
 from web.reenable import reenable_routes
 from web.security import HEADERS, SecurityHeaders
 from web.selfservice import SelfService
+from web.signup import SIGNUP_LIMITS, SignupPages
+from web.staff import staff_middleware, staff_routes
 
 __all__ = ["MANAGE_LIMITS", "SITE_NAME", "create_app"]
 
@@ -85,16 +95,23 @@ def create_app(settings: Settings, engine: Engine, *, site_name: str = SITE_NAME
                              paragraphs=["Please try again in a few minutes."],
                              headers=HEADERS)
 
+    signup = SignupPages(settings, engine, pages, RateLimiter(SIGNUP_LIMITS))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        *metrics_routes(settings, engine),
+        *api_routes(settings, engine, signup_limiter=signup.limiter, site_name=site_name),
+        *signup.routes(),
         *service.routes(),
         *reenable_routes(settings, engine, pages),
         *archive_routes(settings, engine),
+        *list_archive_routes(settings, engine, pages),
+        *staff_routes(settings, engine, pages),
+        *editor_routes(settings, engine, pages),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), *staff_middleware(settings, engine, pages)],
         exception_handlers={HTTPException: http_error, 500: server_error},
         max_body_size=MAX_BODY,
     )

@@ -14,17 +14,23 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from listservs.archive_store import store_entry
+from listservs.archive_text import ArchiveEntry, archive_entry
 from listservs.effects import Outcome
 from listservs.facts import Membership
 from listservs.lists import ListInfo, get_list, list_roles, subscriber_status
+from listservs.models_post_dmarc import remember_for_hold
+from listservs.post_content import PostDns, PostLookups
 from listservs.posting import PostPlan, list_policy, plan_post
 from mailer import delivery
-from mailer.addresses import Target
+from mailer.addresses import SITE, Target
 from mailer.db import reading, utcnow, writing
 from mailer.errors import NotFound
+from mailer.logfmt import log_ids
 from mailer.models import Held, Inbound, Outbound, Post
+from mailer.models_digests import collect_post
 from mailer.settings import Settings
-from workers.roles import plan_hold, plan_role
+from workers.roles import plan_hold, plan_role, plan_site_role
 
 __all__ = ["InboundProcessor"]
 
@@ -42,13 +48,17 @@ class Planned:
     notes: list[str]
     error: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)  # holds' notices, command addresses
+    archive: ArchiveEntry | None = None  # the archive's index row, parsed before writing
 
 
 class InboundProcessor:
     def __init__(self, engine: Engine, settings: Settings, *,
-                 dispatch: Callable[[int, list[tuple[int, int]]], None], threads: int) -> None:
+                 dispatch: Callable[[int, list[tuple[int, int]]], None], threads: int,
+                 post_dns: PostDns | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        # DMARC policies and ARC sealing (tests inject DNS answers here).
+        self.post_dns = post_dns or PostDns.from_settings(settings)
         self.dispatch = dispatch  # (outbound id, chunk ranges) -> enqueue deliver_chunk
         self.threads = threads
 
@@ -80,10 +90,14 @@ class InboundProcessor:
             rows = conn.execute(select(c.id, c.raw, c.mail_from, c.rcpt_to)
                                 .where(c.id.in_(ids), c.state == "received")
                                 .order_by(c.id)).all()
+        # DNS (DMARC policy, ARC) outside any transaction: a slow resolver holds no snapshot.
+        dns = {row.id: self.post_dns.look_up(bytes(row.raw)) for row in rows
+               if any(t[1] == "post" for t in row.rcpt_to)}
+        with reading(self.engine) as conn:
             for row in rows:
                 try:
                     planned.append(self._plan(conn, row.id, bytes(row.raw), row.mail_from,
-                                              row.rcpt_to))
+                                              row.rcpt_to, dns.get(row.id)))
                 except Exception as exc:  # one bad message must not block the others
                     log.exception("inbound %d could not be processed", row.id)
                     planned.append(Planned(row.id, [], [], error=f"{type(exc).__name__}: {exc}"))
@@ -97,13 +111,21 @@ class InboundProcessor:
                 ranges = delivery.pending_ranges(conn, outbound_id, size)
             self.dispatch(outbound_id, ranges)
 
+    @log_ids(inbound_id="inbound_id")  # JSON logs carry the id
     def _plan(self, conn: Connection, inbound_id: int, raw: bytes, mail_from: str,
-              rcpt_to: list[list[str | None]]) -> Planned:
+              rcpt_to: list[list[str | None]], lookups: PostLookups | None = None) -> Planned:
         targets = [Target.from_json(t) for t in rcpt_to]
         plans: list[tuple[ListInfo, PostPlan]] = []
         notes: list[str] = []
         outcomes: list[Outcome] = []
         for target in targets:
+            if target.list_name == SITE:  # citymail-owner@, citymail-bounces@: no list
+                outcome = plan_site_role(conn, target, inbound_id=inbound_id, raw=raw,
+                                         mail_from=mail_from, settings=self.settings,
+                                         now=utcnow())
+                notes.extend([outcome.error] if outcome.error else [])
+                outcomes.append(outcome)
+                continue
             try:
                 info = get_list(conn, target.list_name)
             except NotFound:
@@ -119,14 +141,19 @@ class InboundProcessor:
                 raw, info=info, settings=self.settings, envelope_sender=mail_from,
                 lookup=lambda sender, info=info: self._membership(conn, info, sender),
                 seen=lambda mid, info=info: self._seen(conn, info, mid),
-                now=utcnow())
+                now=utcnow(), lookups=lookups, sealer=self.post_dns.sealer)
             plans.append((info, plan))
             if plan.action == "hold":
                 outcome = plan_hold(conn, inbound_id=inbound_id, info=info, plan=plan, raw=raw,
                                     settings=self.settings, now=utcnow())
                 notes.extend([outcome.error] if outcome.error else [])
                 outcomes.append(outcome)
-        return Planned(inbound_id, plans, notes, outcomes=outcomes)
+                kept = remember_for_hold(inbound_id, lookups.dmarc_policy if lookups else None)
+                if kept is not None:  # an approval then mitigates without asking DNS
+                    outcomes.append(Outcome(f"inbound {inbound_id}: DMARC policy kept", (kept,)))
+        accepted = any(plan.action == "accept" for _, plan in plans)
+        archive = archive_entry(raw, received_at=utcnow()) if accepted else None
+        return Planned(inbound_id, plans, notes, outcomes=outcomes, archive=archive)
 
     def _membership(self, conn: Connection, info: ListInfo, sender: str | None) -> Membership:
         if not sender:
@@ -162,6 +189,7 @@ class InboundProcessor:
                 created.extend(self._store_one(conn, item, utcnow()))
         return created
 
+    @log_ids(inbound_id="item.inbound_id")
     def _store_one(self, conn: Connection, item: Planned,
                    now: dt.datetime) -> list[tuple[int, int]]:
         inbound_id, plans, notes = item.inbound_id, item.plans, item.notes
@@ -185,12 +213,17 @@ class InboundProcessor:
                     inbound_id=inbound_id, list_id=info.id, message_id=plan.message_id,
                     in_reply_to=h.in_reply_to, subject=h.subject, sender=h.sender,
                     created_at=now).returning(Post.id)).scalar_one()
+                if item.archive is not None:  # the search index, in the same transaction
+                    store_entry(conn, post_id=post_id, list_id=info.id, entry=item.archive)
                 outbound_id = conn.execute(insert(Outbound).values(
                     kind="post", list_id=info.id, post_id=post_id,
                     personal=info.delivery == "personalised", body=plan.body,
                     bounce_local=f"{info.name}-bounces", created_at=now,
                     dispatched_at=now)
                     .returning(Outbound.id)).scalar_one()
+                # Digest readers get it later, in the list's digest; fan_out is regular only.
+                collect_post(conn, list_id=info.id, post_id=post_id, size=len(plan.body),
+                             now=now, config=info.config)
                 count = delivery.fan_out(conn, outbound_id=outbound_id, list_id=info.id,
                                          now=now)
                 created.append((outbound_id, count))

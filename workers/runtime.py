@@ -14,20 +14,25 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
 from sqlalchemy import Engine, delete, insert, select, update
 
+from listservs import digests
 from listservs.moderation import expire_due
-from mailer import bounce_duties, delivery
+from mailer import bounce_duties, delivery, webhooks
 from mailer.db import reading, utcnow, writing
 from mailer.dkim_sign import Signer
+from mailer.leases import Leases
 from mailer.models import Inbound, Outbound, WorkerBeat
+from mailer.retention import Pruner
 from mailer.sending import ChunkSender
 from mailer.settings import Settings
 from mailer.transport import make_sender
 from newsletters import dispatch as newsletters
+from newsletters.feedpoll import FeedPoller
 from workers.inbound import InboundProcessor
 
 __all__ = ["Runtime", "build_runtime"]
@@ -35,7 +40,6 @@ __all__ = ["Runtime", "build_runtime"]
 log = logging.getLogger(__name__)
 
 INBOUND = Inbound.__table__
-STALE_INBOUND = dt.timedelta(seconds=60)
 EXPIRY_EVERY = 60.0  # seconds between sweeps for held posts and requests past their time
 INBOUND_BATCH = 50
 ACTOR_OPTIONS = {"max_retries": 0, "time_limit": 15 * 60 * 1000}
@@ -116,6 +120,14 @@ class Runtime:
         with writing(self.engine) as conn:
             return bounce_duties.run_bounce_duties(conn, self.settings, now=now)
 
+    def deliver_webhooks(self) -> bool:
+        """POST due webhook events in their own thread (a read-only check when none is)."""
+        return webhooks.courier(self.engine, self.settings).kick()
+
+    def send_due_digests(self) -> int:
+        """List digests that are due (read-only when none is); queued for the workers."""
+        return digests.send_due_digests(self.engine, self.settings, utcnow())
+
     def sweep(self, *, lease: dt.timedelta, late: dt.timedelta) -> int:
         """Release dead workers' claims and re-enqueue deliveries that are due or lost."""
         with writing(self.engine) as conn:
@@ -178,39 +190,72 @@ class Clock(threading.Thread):
         self.tick = tick
         self.lease = lease
         self.late = late
+        # Inbound ids lost on the way get twice as long (60 s with the default lease):
+        # processing one takes longer than claiming a chunk.
+        self.stale = 2 * late
         self.stopping = threading.Event()
+        # Feed fetches are network I/O: they run in their own thread, never in a tick.
+        self.feeds = FeedPoller(rt.engine, every=dt.timedelta(
+            minutes=rt.settings.feed_poll_minutes))
+        # Scaled out, many clocks share the database: once-at-a-time duties run under a
+        # lease (mailer/leases.py) in one clock only; another takes over if it stops.
+        self.leases = Leases(rt.engine, rt.worker_id, ttl=2 * lease)
+        self.pruner = Pruner(rt.engine, holder=rt.worker_id, keep_deliveries=dt.timedelta(
+            days=rt.settings.keep_deliveries_days), keep_raw=dt.timedelta(
+            days=rt.settings.keep_raw_days))
+
+    def once(self, name: str, duty: Callable[[], object]) -> None:
+        """Run ``duty`` if this clock holds its lease (scaled out: in one clock only).
+
+        A duty that fails is logged and tried again next tick; it never keeps the duties
+        after it (and the inbound feeder) from running."""
+        try:
+            if self.leases.held(name):
+                duty()
+        except Exception:
+            log.exception("clock duty %s failed; trying again next tick", name)
 
     def run(self) -> None:
         last_sweep = last_expiry = last_issues = 0.0
         # An in-process broker starts empty: everything waiting is ours to send now.
         late = dt.timedelta(0) if self.embedded else self.late
-        stale = dt.timedelta(0) if self.embedded else STALE_INBOUND
+        stale = dt.timedelta(0) if self.embedded else self.stale
         while not self.stopping.is_set():
             try:
                 now = time.monotonic()
                 if self.wake is not None:
                     self.wake.clear()
                 self.rt.feed_inbound(stale=stale)
-                stale = STALE_INBOUND
+                stale = self.stale
                 if now - last_issues >= self.tick:  # before dispatch: sent in this tick
-                    self.rt.start_due_issues()
+                    self.once("issues", self.rt.start_due_issues)
                     last_issues = now
                 self.rt.dispatch_new_outbound()
                 if now - last_sweep >= self.tick:
                     self.rt.beat()
                     self.rt.sweep(lease=self.lease, late=late)
-                    self.rt.bounce_duties()
+                    self.once("bounces", self.rt.bounce_duties)
+                    self.once("webhooks", self.rt.deliver_webhooks)
+                    self.once("digests", self.rt.send_due_digests)
+                    self.once("feeds", self.feeds.maybe_start)
+                    self.once("prune", self.pruner.maybe_start)
                     late = self.late
                     last_sweep = now
                 if now - last_expiry >= EXPIRY_EVERY:
                     last_expiry = now
-                    expire_due(self.rt.engine, self.rt.settings)
+                    self.once("moderation-expiry",
+                              lambda: expire_due(self.rt.engine, self.rt.settings))
             except Exception:
                 log.exception("clock tick failed; trying again")
             if self.wake is not None:
                 self.wake.wait(self.tick)
             else:
                 self.stopping.wait(self.tick)
+        self.pruner.stopping.set()
+        try:  # another clock takes these duties over at once instead of after the ttl
+            self.leases.release_all()
+        except Exception:
+            log.exception("could not release the clock's leases; they expire by themselves")
 
     def stop(self) -> None:
         self.stopping.set()

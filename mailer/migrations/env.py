@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from alembic import context
 
-from mailer import models_bounces, models_people
+from mailer import (
+    leases,
+    models_api,
+    models_archive,
+    models_bounces,
+    models_digests,
+    models_people,
+    models_web,
+)
 from mailer.models import Base
 
 # Each feature declares its tables in its own module; autogenerate must see them.  (The
 # listservs and newsletters models sit above mailer in the layering: import them in the
 # session that runs autogenerate.)
-FEATURE_MODELS = (models_bounces, models_people)
+FEATURE_MODELS = (leases, models_api, models_archive, models_bounces, models_digests, models_people,
+                  models_web)
 
 config = context.config
 target_metadata = Base.metadata
