@@ -37,6 +37,9 @@ __all__ = [
     "Claimed", "chunk_ranges", "claim", "fan_out", "record_results", "release_dead_claims",
 ]
 
+# Longer than any chunk can run (the actors' 15-minute time limit, with a margin).
+ORPHANED_CLAIM = dt.timedelta(minutes=20)
+
 D = Delivery.__table__
 RETRY_BASE = dt.timedelta(minutes=1)
 RETRY_CAP = dt.timedelta(hours=4)
@@ -197,8 +200,12 @@ def _pushed_back(results: Sequence[Result], by_id: dict[int, Claimed]) -> set[st
             if r.outcome == "deferred" and 400 <= r.code < 500 and "4.7." in r.text}
 
 
-def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> dict[int, list[int]]:
-    """Rows claimed by a worker that stopped beating go back to pending, to be sent now.
+def release_dead_claims(conn: Connection, *, lease: dt.timedelta,
+                        orphaned: dt.timedelta = ORPHANED_CLAIM) -> dict[int, list[int]]:
+    """Rows claimed by a worker that stopped beating go back to pending, to be sent now;
+    so do claims older than ``orphaned`` (no chunk runs that long: its claim's commit
+    succeeded but the reply was lost, e.g. in a database crash, so the live worker that
+    made it never knew it held these rows).
 
     Returns the released ids by outbound id, for the caller to enqueue.
     """
@@ -206,7 +213,8 @@ def release_dead_claims(conn: Connection, *, lease: dt.timedelta) -> dict[int, l
     alive = select(WorkerBeat.id).where(WorkerBeat.beat_at > now - lease)
     rows = conn.execute(
         update(D).where(D.c.state == "sending",
-                        or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(alive)))
+                        or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(alive),
+                            D.c.claimed_at < now - orphaned))
         .values(state="pending", due_at=now, claimed_by=None)
         .returning(D.c.id, D.c.outbound_id)).all()
     grouped: dict[int, list[int]] = {}

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert, select, update
 from mailer import delivery, schema
 from mailer.db import make_engine, reading, utcnow, writing
 from mailer.league import load_league, seed_lists
-from mailer.models import Delivery, MailingList, Outbound
+from mailer.models import Delivery, MailingList, Outbound, WorkerBeat
 from mailer.people import add_member
 from mailer.settings import Settings
 from mailer.transport import Result
@@ -87,5 +87,24 @@ def test_dead_workers_claims_are_released_and_due_rows_dispatched(engine: Engine
                                              due_at=utcnow() - dt.timedelta(seconds=1)))
         due = delivery.due_for_dispatch(conn, late=dt.timedelta(seconds=30))
     assert sorted(due) == [ob] and len(due[ob]) == 10
+    with reading(engine) as conn:
+        assert delivery.progress(conn, ob) == {"pending": 10}
+
+
+def test_a_live_workers_claim_older_than_any_chunk_is_released(engine: Engine) -> None:
+    # The claim committed but its reply was lost (a database crash): the worker is alive
+    # and beating, yet never learnt it holds these rows.
+    ob, _ = new_outbound(engine)
+    with reading(engine) as conn:
+        (first, last), = delivery.pending_ranges(conn, ob, 200)
+    delivery.claim(engine, outbound_id=ob, first=first, last=last, worker="alive")
+    with writing(engine) as conn:
+        conn.execute(insert(WorkerBeat).values(id="alive", host="h", pid=1,
+                                               started_at=utcnow(), beat_at=utcnow()))
+        assert delivery.release_dead_claims(conn, lease=dt.timedelta(seconds=30)) == {}
+        conn.execute(update(Delivery).values(
+            claimed_at=utcnow() - delivery.ORPHANED_CLAIM - dt.timedelta(seconds=1)))
+        released = delivery.release_dead_claims(conn, lease=dt.timedelta(seconds=30))
+    assert sum(len(v) for v in released.values()) == 10
     with reading(engine) as conn:
         assert delivery.progress(conn, ob) == {"pending": 10}
