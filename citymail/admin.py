@@ -31,6 +31,20 @@ def init(settings: Settings) -> int:
         engine.dispose()
 
 
+def index_archive(settings: Settings) -> int:
+    """Index archived posts that predate the archive's search tables (an upgrade)."""
+    from listservs.archive_store import index_missing
+
+    engine = make_engine(settings)
+    try:
+        total = 0
+        while added := index_missing(engine):
+            total += added
+        return total
+    finally:
+        engine.dispose()
+
+
 def lists_show(settings: Settings, name: str | None) -> list[dict[str, Any]]:
     engine = make_engine(settings)
     try:

@@ -39,6 +39,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     added = admin.init(settings)
     print(f"citymail: database ready at {settings.database_url}; "
           f"{added} lists and newsletters added")
+    if indexed := admin.index_archive(settings):
+        print(f"citymail: {indexed} archived posts indexed for search")
     return 0
 
 

@@ -19,9 +19,10 @@ from test_archive_support import (
     sign_in,
 )
 
+from citymail import admin
 from citymail.moderation_cli import decide
 from mailer.db import reading, writing
-from mailer.models import Held, MailingList, Outbound
+from mailer.models import Held, MailingList, Outbound, Post
 from mailer.privacy import forget
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Result.tuples:DeprecationWarning")
@@ -232,3 +233,20 @@ def test_a_post_a_moderator_approves_is_archived_and_searchable(world: ArchiveWo
         sign_in(http, world.settings, CLERK)
         found = http.get(BASE + "search", params={"q": "electronic agendas"}).text
         assert "Vendor question" in found.split("archive-results")[1]
+
+
+def test_init_indexes_posts_archived_before_search_existed(world: ArchiveWorld) -> None:
+    # An upgrade: posts stored by an older citymail have no archive row until init runs.
+    from sqlalchemy import delete
+
+    from listservs.archive_search import search
+    from mailer.models_archive import ArchiveMessage
+
+    post_id = world.post("Budget calendar", "The consent calendar closes on Friday.")
+    with writing(world.engine) as conn:
+        conn.execute(delete(ArchiveMessage).where(ArchiveMessage.post_id == post_id))
+        list_id = conn.scalar(select(Post.list_id).where(Post.id == post_id))
+    assert admin.index_archive(world.settings) == 1
+    with reading(world.engine) as conn:
+        assert [h.post_id for h in search(conn, list_id, '"consent calendar"')] == [post_id]
+    assert admin.index_archive(world.settings) == 0
