@@ -15,17 +15,19 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import css_inline
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from newsletters.feeds.sanitise import sanitise_html
 from newsletters.prepared import marker
+
+if TYPE_CHECKING:
+    from inscriptis.model.config import ParserConfig
+    from markdown_it import MarkdownIt
 
 __all__ = ["IssueContent", "ItemView", "NewsletterInfo", "Rendered", "archive_url",
            "issue_url", "markdown_html", "render_issue", "rss_url", "template_name"]
@@ -94,8 +96,12 @@ def _environment() -> Environment:
     return env
 
 
+# inscriptis (lxml) and markdown-it are imported on first use: a worker that only
+# delivers list posts never needs them (~11 MB of each process's memory).
 @functools.cache
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
         ["table", "strikethrough", "replacements", "smartquotes"])
 
@@ -105,7 +111,11 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-_TEXT = ParserConfig(display_links=True, display_images=False)
+@functools.cache
+def _text_config() -> ParserConfig:
+    from inscriptis.model.config import ParserConfig
+
+    return ParserConfig(display_links=True, display_images=False)
 
 
 def markdown_html(source: str) -> str:
@@ -120,7 +130,11 @@ def template_name(newsletter: str) -> str:
 
 
 def _as_text(fragment: str) -> str:
-    return get_text(fragment, _TEXT).strip() if fragment else ""
+    if not fragment:
+        return ""
+    from inscriptis import get_text
+
+    return get_text(fragment, _text_config()).strip()
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -14,8 +14,6 @@ from collections.abc import Collection
 from email.message import Message
 from email.utils import getaddresses
 
-from flufl.bounce import all_failures
-
 from mailer.bounces import addresses, classify, mime
 from mailer.bounces.addresses import ADDRESS
 from mailer.bounces.report import Failure
@@ -221,6 +219,8 @@ def recipients_from_flufl(msg: Message | None, *, exclude: set[str]) -> tuple[li
     if msg is None or not getaddresses([str(msg.get("From", ""))]):
         return [], set()  # flufl.bounce's Yale detector fails (and logs) without a From
     try:
+        from flufl.bounce import all_failures  # on first use: only bounces need it
+
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector choking on odd input must not stop the parse
         log.debug("flufl.bounce failed on a message", exc_info=True)

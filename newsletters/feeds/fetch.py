@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MAX_REDIRECTS", "FetchResult", "fetch_feed", "load_source", "next_poll_after"]
 
@@ -85,6 +86,8 @@ def fetch_feed(
             headers[name] = value
         elif value:  # a corrupt stored validator must not block every later poll
             logger.info("feed fetch url=%s: unusable %s %r not sent", url, name, value)
+    import httpx  # on first use: ~15 MB that a worker delivering mail never needs
+
     try:
         if client is not None:
             return _get(client, url, headers, timeout=timeout, max_bytes=max_bytes, failed=failed)

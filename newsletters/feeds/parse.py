@@ -34,8 +34,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
-
 from newsletters.feeds.sanitise import (
     absolute_url,
     collapse_whitespace,
@@ -51,11 +49,13 @@ logger = logging.getLogger(__name__)
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _MAX_REASON = 200
 _CHARSET = re.compile(r';\s*charset\s*=\s*"?([^\s;"]+)"?', re.IGNORECASE)
-# Bozo reasons that say nothing about the document's structure.
-_ENCODING_BOZOS: tuple[type[Exception], ...] = (
-    feedparser.CharacterEncodingOverride,
-    feedparser.NonXMLContentType,
-)
+
+
+def _encoding_bozos() -> tuple[type[Exception], ...]:
+    """Bozo reasons that say nothing about the document's structure."""
+    import feedparser  # on first use: ~10 MB that a delivering worker never needs
+
+    return (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +130,8 @@ def _parse(data: bytes, *, url: str | None, content_type: str | None) -> ParsedF
         return _broken("refused: the document declares entities that expand other entities")
     content_type = _believable_content_type(content_type, data)
     headers = {"content-type": content_type} if content_type else {}
+    import feedparser
+
     raw = feedparser.parse(
         io.BytesIO(data),
         response_headers=headers,
@@ -141,7 +143,7 @@ def _parse(data: bytes, *, url: str | None, content_type: str | None) -> ParsedF
     link = absolute_url(_join(url, _get(meta, "link")), None)
     exc = _get(raw, "bozo_exception")
     reason = _bozo_reason(exc, data) if _get(raw, "bozo") else None
-    only_encoding = isinstance(exc, _ENCODING_BOZOS)
+    only_encoding = isinstance(exc, _encoding_bozos())
     entries = _get(raw, "entries") or []
 
     if not entries:
