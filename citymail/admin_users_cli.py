@@ -10,28 +10,16 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
-
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
-from mailer.db import make_engine, reading, writing
+from mailer.db import reading, writing
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
 from web import users
 
 __all__ = ["add_admin_user_verbs", "read_password"]
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def read_password(from_stdin: bool, *, stdin: Any = None) -> str:

@@ -7,27 +7,13 @@ Wired into ``citymail.cli.build_parser`` with ``add_api_verbs(sub)``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from sqlalchemy import Engine
-
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
 from mailer.apitokens import SCOPES
 from mailer.settings import Settings
 
 __all__ = ["add_api_verbs"]
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from mailer.db import make_engine
-
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Connection
 
 __all__ = ["add_archive_verbs"]
 
@@ -43,17 +42,6 @@ An address in several sections takes the strongest (left > nomail > digest > reg
 [left] (delivery turned off by the member) is recorded as left: never active, never
 re-added by a roster import. Bad lines: nothing is imported. See README, "Moving in".
 """
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from mailer.db import make_engine
-
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _read(path: str) -> bytes:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine
 
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
 from mailer.settings import Settings
 
@@ -17,17 +16,6 @@ __all__ = ["add_digest_verbs", "add_member_mode_verb"]
 
 MODES = ("regular", "digest", "digest-plain", "nomail")
 SETTINGS = ("frequency", "weekday", "send_at", "zone", "size_kb", "count")
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from mailer.db import make_engine
-
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _change_settings(engine: Engine, settings: Settings, args: argparse.Namespace) -> bool:

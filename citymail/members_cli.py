@@ -11,36 +11,22 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
 from mailer import rostercsv  # light: the import verb's --help documents its columns
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from mailer.roster import ImportResult
 
 __all__ = ["Progress", "add_member_verbs"]
 
 # The handlers import the database layers when they run, as citymail.cli does, so that
 # `citymail --help` and unrelated verbs do not pay for them.
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from mailer.db import make_engine
-
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 class Progress:

@@ -13,29 +13,18 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine
-
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
-from mailer.db import make_engine, reading, utcnow, writing
+from mailer.db import reading, utcnow, writing
 from mailer.errors import InvalidInput
 from mailer.settings import Settings
 
 __all__ = ["add_bench_newsletter", "add_newsletter_verbs"]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _read(path: str) -> str:

@@ -8,28 +8,14 @@ Wired into ``citymail.cli.build_parser`` with ``add_webhook_verbs(sub)``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from sqlalchemy import Engine
-
+from citymail.engines import command_engine as _engine
 from citymail.output import print_json
 from mailer.errors import NotFound
 from mailer.settings import Settings
 from mailer.webhooks import EVENTS
 
 __all__ = ["add_webhook_verbs"]
-
-
-@contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
-    from mailer.db import make_engine
-
-    engine = make_engine(settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
