@@ -1,6 +1,7 @@
-"""``citymail admin create|passwd|users``: staff accounts for the web pages.
+"""``citymail admin create|passwd|disable|enable|users``: staff accounts for the web pages.
 
 ``create EMAIL`` makes an admin unless ``--editor`` or ``--moderator LIST`` says otherwise.
+``disable EMAIL`` stops an account signing in and ends its sessions; ``enable`` undoes it.
 The password is asked twice on a terminal, or read from the first line of stdin with
 ``--password-stdin`` (scripts), never from the command line (it would show in ``ps``).
 """
@@ -57,6 +58,24 @@ def cmd_passwd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_disable(args: argparse.Namespace, settings: Settings) -> int:
+    with _engine(settings) as engine, writing(engine) as conn:
+        changed = users.set_disabled(conn, args.email, True)
+    address = args.email.strip().lower()
+    print(f"citymail: {address} is disabled; its sessions are signed out" if changed
+          else f"citymail: {address} was disabled already")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace, settings: Settings) -> int:
+    with _engine(settings) as engine, writing(engine) as conn:
+        changed = users.set_disabled(conn, args.email, False)
+    address = args.email.strip().lower()
+    print(f"citymail: {address} may sign in again" if changed
+          else f"citymail: {address} was not disabled")
+    return 0
+
+
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine, reading(engine) as conn:
         found = users.list_users(conn)
@@ -95,6 +114,12 @@ def add_admin_user_verbs(subparsers: Any) -> Any:
     s.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of stdin")
     s.set_defaults(func=cmd_passwd)
+    s = admin.add_parser("disable", help="stop an account signing in (ends its sessions)")
+    s.add_argument("email", metavar="EMAIL")
+    s.set_defaults(func=cmd_disable)
+    s = admin.add_parser("enable", help="let a disabled account sign in again")
+    s.add_argument("email", metavar="EMAIL")
+    s.set_defaults(func=cmd_enable)
     s = admin.add_parser("users", help="the staff accounts and their roles")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_users)

@@ -1,7 +1,8 @@
-"""Tables of the web side: staff accounts (``web_users``) and the lists they moderate.
+"""Tables of the web side: staff accounts (``web_users``), the lists they moderate, and the
+member sign-in links already used (``used_signin_links``).
 
-Members never get a password: they sign in by an emailed link.  Staff (admins, editors,
-moderators) sign in with a password hashed by argon2 (``web.users``).
+Members never get a password: they sign in by an emailed link, good once.  Staff (admins,
+editors, moderators) sign in with a password hashed by argon2 (``web.users``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import datetime as dt
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.db import utcnow
+from mailer.db import UTCDateTime, utcnow
 from mailer.models import Base, BigId
 
-__all__ = ["WebUser", "WebUserList"]
+__all__ = ["UsedSigninLink", "WebUser", "WebUserList"]
 
 
 class WebUser(Base):
@@ -29,6 +30,9 @@ class WebUser(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column()
+    # When ``citymail admin disable`` last ended the sessions; part of their stamp, so that
+    # enabling the account again does not bring the old sessions back.
+    sessions_ended_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class WebUserList(Base):
@@ -40,3 +44,15 @@ class WebUserList(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"))
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20), default="moderator")
+
+
+class UsedSigninLink(Base):
+    """A member sign-in link that has signed someone in, kept until it would have expired.
+
+    The primary key is what makes a link single-use: of two POSTs of one link, only the
+    first INSERT succeeds (``web.login.claim_link``).
+    """
+
+    __tablename__ = "used_signin_links"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

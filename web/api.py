@@ -4,7 +4,9 @@ Each endpoint is an ``Endpoint`` row (method, path, scope, body schema, handler)
 routes and the OpenAPI document (``web.api_openapi``) are both built from that table, so
 nothing is served undocumented.  A request goes through, in order::
 
+    the client IP's failed tokens    429 with Retry-After after AUTH_FAILURE_LIMITS
     Authorization: Bearer TOKEN      401 without one, or for an unknown or revoked token
+                                     (which counts as a failure of the client's IP)
     the endpoint's scope             403 when the token lacks it
     the client's rate limit          429 with Retry-After
     the body (POST)                  415 unless JSON, 413 over MAX_BODY, 400 when invalid
@@ -42,8 +44,8 @@ from web.api_schema import Schema, validate
 from web.ratelimit import Limit, RateLimiter
 
 __all__ = [
-    "API_LIMITS", "MAX_BODY", "PREFIX", "ApiError", "Call", "Endpoint", "Param", "Reply",
-    "api_routes", "error",
+    "API_LIMITS", "AUTH_FAILURE_LIMITS", "MAX_BODY", "PREFIX", "ApiError", "Call", "Endpoint",
+    "Param", "Reply", "api_routes", "error",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024
 OUTER_BODY_LIMIT = 1024 * 1024  # beyond this even a JSON 413 is not worth reading for
 API_LIMITS = {"client": Limit(600, 60.0)}  # requests per client per minute
+# Unknown tokens per client IP in 10 minutes, so that tokens cannot be guessed at speed.
+AUTH_FAILURE_LIMITS = {"failed_token_ip": Limit(20, 600.0)}
 NO_STORE = {"Cache-Control": "no-store"}
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -121,6 +125,10 @@ def error(status: int, message: str, *, headers: Mapping[str, str] | None = None
     return JSONResponse(content, status_code=status, headers={**NO_STORE, **(headers or {})})
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -163,11 +171,12 @@ class Api:
     """Turns ``Endpoint`` rows into Starlette routes that authenticate and answer JSON."""
 
     def __init__(self, settings: Settings, engine: Engine, services: Any,
-                 limiter: RateLimiter) -> None:
+                 limiter: RateLimiter, *, auth_limiter: RateLimiter | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.services = services
         self.limiter = limiter
+        self.auth_limiter = auth_limiter or RateLimiter(AUTH_FAILURE_LIMITS)
 
     def _authenticate(self, token: str) -> Client | None:
         with reading(self.engine) as conn:
@@ -183,6 +192,13 @@ class Api:
     async def _client(self, request: Request, endpoint: Endpoint) -> Client | None:
         if endpoint.scope is None:
             return None
+        ip = client_ip(request)
+        # Asked before the token is even looked at: a guesser learns nothing while refused.
+        wait = self.auth_limiter.check(failed_token_ip=ip)
+        if wait:
+            raise ApiError(429, f"too many unknown tokens from your address; try again in "
+                                f"{math.ceil(wait)} s",
+                           headers={"Retry-After": str(math.ceil(wait))})
         token = bearer(request)
         challenge = {"WWW-Authenticate": 'Bearer realm="citymail"'}
         if token is None:
@@ -190,6 +206,8 @@ class Api:
                                 "(citymail api token create)", headers=challenge)
         client = await run_in_threadpool(self._authenticate, token)
         if client is None:
+            self.auth_limiter.hit(failed_token_ip=ip)
+            log.info("unknown API token from %s", ip)
             raise ApiError(401, "the token is unknown or was revoked", headers=challenge)
         if endpoint.scope not in client.scopes:
             raise ApiError(403, f"this token lacks the scope {endpoint.scope}")
@@ -209,7 +227,7 @@ class Api:
                 raise ApiError(400, f"the body is not valid: {problems[0]}", details=problems)
         call = Call(self.engine, self.settings, self.services, client,
                     dict(request.path_params), dict(request.query_params), body,
-                    request.client.host if request.client else "unknown")
+                    client_ip(request))
         try:
             result = await run_in_threadpool(endpoint.handler, call)
         except CitymailError as exc:
@@ -255,6 +273,7 @@ class Api:
 
 
 def api_routes(settings: Settings, engine: Engine, *, limiter: RateLimiter | None = None,
+               auth_limiter: RateLimiter | None = None,
                signup_limiter: RateLimiter | None = None,
                site_name: str = "Cal Cities lists") -> list[Route]:
     """The routes of /api/v1 (wired into ``web.app.create_app``)."""
@@ -262,6 +281,7 @@ def api_routes(settings: Settings, engine: Engine, *, limiter: RateLimiter | Non
     from web.api_resources import ENDPOINTS, Services
 
     services = Services(site_name=site_name, signup_limiter=signup_limiter)
-    api = Api(settings, engine, services, limiter or RateLimiter(API_LIMITS))
+    api = Api(settings, engine, services, limiter or RateLimiter(API_LIMITS),
+              auth_limiter=auth_limiter)
     endpoints = [*ENDPOINTS, openapi_endpoint(ENDPOINTS)]
     return api.routes(endpoints)

@@ -6,16 +6,22 @@
 ``/signin``       GET the form, POST ``email``: if the address is a member's we mail a
                   link valid for 30 minutes; the answer is the same either way.
 ``/signin/{tok}`` GET shows a button (mail scanners follow links), POST signs the member
-                  in and goes on to ``next`` (e.g. a list archive).
+                  in and goes on to ``next`` (e.g. a list archive).  A link works once:
+                  the POST records it in ``used_signin_links`` (``claim_link``), and a
+                  used link gets the "ask for a new one" form instead.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import math
+import secrets
 import time
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -24,8 +30,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from mailer import preferences as prefs
-from mailer.db import reading, writing
+from mailer.db import reading, utcnow, writing
 from mailer.errors import InvalidInput
+from mailer.models_web import UsedSigninLink
 from mailer.notices import build_notice, queue_notice, render_notice
 from mailer.people import normalise_email
 from mailer.settings import Settings
@@ -36,7 +43,7 @@ from web.ratelimit import Limit, RateLimiter
 from web.sessions import session_state
 from web.users import authenticate
 
-__all__ = ["LOGIN_LIMITS", "SIGNIN_MINUTES", "Login", "landing"]
+__all__ = ["LOGIN_LIMITS", "SIGNIN_MINUTES", "Login", "claim_link", "landing", "link_used"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,38 @@ MAX_FIELD = 1024
 LOGIN_LIMITS = {"login_address": Limit(10, 900.0), "login_ip": Limit(50, 900.0),
                 "signin_address": Limit(3, 3600.0), "signin_ip": Limit(20, 3600.0)}
 NO_STORE = {"Cache-Control": "no-store"}
+EXPIRED_LINK = "This sign-in link has expired or is not complete. Ask for a new one below."
+USED_LINK = ("This sign-in link has been used already and is not valid any more. "
+             "Ask for a new one below.")
+USED = UsedSigninLink.__table__
+
+
+def _digest(token: str) -> str:
+    # A valid token has one spelling (its MAC is compared as text), so its hash names it.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def claim_link(engine: Engine, token: str, *, now: dt.datetime | None = None) -> bool:
+    """Record ``token`` as used; False if it was used before (then nobody may sign in).
+
+    A conditional INSERT on the primary key, so of two concurrent POSTs only one wins.
+    The row is kept for ``SIGNIN_MINUTES`` (a link never lives longer than that from now);
+    rows past that are pruned here, so the table holds at most half an hour of sign-ins.
+    """
+    now = now or utcnow()
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    with writing(engine) as conn:
+        conn.execute(delete(USED).where(USED.c.expires_at < now))
+        stmt = dialect.insert(USED).values(
+            digest=_digest(token), expires_at=now + dt.timedelta(minutes=SIGNIN_MINUTES))
+        return bool(conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"])
+                                 ).rowcount)
+
+
+def link_used(engine: Engine, token: str) -> bool:
+    with reading(engine) as conn:
+        return conn.execute(select(USED.c.digest).where(USED.c.digest == _digest(token))
+                            ).first() is not None
 
 
 def landing(principal: Principal) -> str:
@@ -167,8 +206,10 @@ class Login:
 
     def link_url(self, email: str, next_path: str, *, now: float | None = None) -> str:
         expires = int((now or time.time()) + SIGNIN_MINUTES * 60)
+        # The nonce makes every link distinct, so two asked for in one second are each
+        # good once on their own.
         token = sign(self.settings.secret_key, SIGNIN_PURPOSE, email, next_path,
-                     expires=expires)
+                     secrets.token_urlsafe(6), expires=expires)
         return f"{self.settings.base_url}/signin/{token}"
 
     def send_link(self, address: str, next_path: str) -> bool:
@@ -216,25 +257,32 @@ class Login:
 
     def _read_link(self, token: str) -> tuple[str, str] | None:
         fields = unsign(self.keys, SIGNIN_PURPOSE, token)
-        if fields is None or len(fields) != 2:
+        # Three fields (with the nonce); two from links mailed before there was one.
+        if fields is None or len(fields) not in (2, 3):
             return None
         return fields[0], safe_next(fields[1], "")
 
+    def _refused(self, request: Request, message: str) -> Response:
+        return self._signin_form(request, status=400, error=message)
+
     async def link_page(self, request: Request) -> Response:
-        found = self._read_link(request.path_params["token"])
+        token = request.path_params["token"]
+        found = self._read_link(token)
         if found is None:
-            return self._signin_form(request, status=400,
-                                     error="This sign-in link has expired or is not "
-                                           "complete. Ask for a new one below.")
+            return self._refused(request, EXPIRED_LINK)
+        if await run_in_threadpool(link_used, self.engine, token):
+            return self._refused(request, USED_LINK)
         return self.pages.render(request, "signin_confirm", title="Sign in", private=True,
-                                 email=found[0], token=request.path_params["token"])
+                                 email=found[0], token=token)
 
     async def link_post(self, request: Request) -> Response:
-        found = self._read_link(request.path_params["token"])
+        token = request.path_params["token"]
+        found = self._read_link(token)
         if found is None:
-            return self._signin_form(request, status=400,
-                                     error="This sign-in link has expired or is not "
-                                           "complete. Ask for a new one below.")
+            return self._refused(request, EXPIRED_LINK)
+        if not await run_in_threadpool(claim_link, self.engine, token):
+            log.info("refused a sign-in link used before")
+            return self._refused(request, USED_LINK)
         email, next_path = found
         session_state(request.scope).sign_in("member", email)
         log.info("member signed in by link")

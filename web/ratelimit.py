@@ -47,6 +47,14 @@ class RateLimiter:
             if not self._window(bucket, key, now):
                 del self._events[(bucket, key)]
 
+    def _wait(self, windows: dict[str, deque[float]], now: float) -> float:
+        wait = 0.0
+        for bucket, events in windows.items():
+            limit = self.limits[bucket]
+            if len(events) >= limit.count:
+                wait = max(wait, events[0] + limit.seconds - now)
+        return wait
+
     def hit(self, **keys: str) -> float:
         """Record one event per ``bucket=key``; 0 if allowed, else seconds to wait."""
         now = self.clock()
@@ -54,13 +62,17 @@ class RateLimiter:
             if len(self._events) > self.max_keys:
                 self._prune(now)
             windows = {bucket: self._window(bucket, key, now) for bucket, key in keys.items()}
-            wait = 0.0
-            for bucket, events in windows.items():
-                limit = self.limits[bucket]
-                if len(events) >= limit.count:
-                    wait = max(wait, events[0] + limit.seconds - now)
+            wait = self._wait(windows, now)
             if wait > 0:
                 return wait
             for events in windows.values():
                 events.append(now)
             return 0.0
+
+    def check(self, **keys: str) -> float:
+        """Like ``hit`` but records nothing: for limits on failures, asked before trying."""
+        now = self.clock()
+        with self._lock:  # only keys seen before: asking must not grow the table
+            windows = {bucket: self._window(bucket, key, now) for bucket, key in keys.items()
+                       if (bucket, key) in self._events}
+            return self._wait(windows, now)

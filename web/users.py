@@ -1,12 +1,14 @@
-"""Staff accounts: create, change password, list, and check a password (argon2id).
+"""Staff accounts: create, change password, disable, list, and check a password (argon2id).
 
 A failed sign-in costs the same whether or not the address has an account: an unknown
 address is checked against a dummy hash.  ``stamp`` is a fingerprint of the password
-hash that sessions carry, so a new password (or a disabled account) ends them all.
+hash (and of when the account was last disabled) that sessions carry, so a new password
+or disabling the account ends them all, for good.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 from collections.abc import Iterable
@@ -23,7 +25,7 @@ from mailer.models_web import WebUser, WebUserList
 from mailer.people import normalise_email
 
 __all__ = ["MIN_PASSWORD", "StaffUser", "authenticate", "check_password", "create_user",
-           "list_users", "load_user", "moderated_lists", "set_password", "stamp"]
+           "list_users", "load_user", "moderated_lists", "set_disabled", "set_password", "stamp"]
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a sign-in cheap to refuse
@@ -50,9 +52,13 @@ class StaffUser:
     last_login: str | None = None
 
 
-def stamp(password_hash: str) -> str:
-    """A short fingerprint of a password hash (changes with every new password)."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def stamp(password_hash: str, sessions_ended_at: dt.datetime | None = None) -> str:
+    """A short fingerprint of a password hash (changes with every new password) and of
+    when the sessions were last ended (None for accounts never disabled: the same stamp
+    as before there was such a time, so no session ends on upgrading)."""
+    text = password_hash if sessions_ended_at is None else (
+        f"{password_hash}\0{sessions_ended_at.isoformat()}")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_password(password: str) -> str:
@@ -78,7 +84,8 @@ _USERS = select(WebUser.__table__)
 
 def _user(conn: Connection, row: Row) -> StaffUser:
     return StaffUser(row.id, row.email, row.is_admin, row.is_editor, row.disabled,
-                     moderated_lists(conn, row.id, row.email), stamp(row.password_hash),
+                     moderated_lists(conn, row.id, row.email),
+                     stamp(row.password_hash, row.sessions_ended_at),
                      row.last_login_at.isoformat() if row.last_login_at else None)
 
 
@@ -130,7 +137,20 @@ def set_password(conn: Connection, email: str, password: str) -> None:
         raise NotFound(f"no account for {email} (see: citymail admin users)")
 
 
-
+def set_disabled(conn: Connection, email: str, disabled: bool) -> bool:
+    """Disable or enable an account; False if it was so already.  A disabled account
+    cannot sign in, and its sessions end at their next request (``web.auth`` re-reads it);
+    disabling also changes the stamp, so enabling it later does not revive them.
+    """
+    address = email.strip().lower()
+    was = conn.execute(select(WebUser.disabled).where(WebUser.email == address)).first()
+    if was is None:
+        raise NotFound(f"no account for {email} (see: citymail admin users)")
+    values: dict[str, object] = {"disabled": disabled}
+    if disabled:
+        values["sessions_ended_at"] = utcnow()
+    conn.execute(update(WebUser).where(WebUser.email == address).values(**values))
+    return bool(was.disabled) != disabled
 
 
 

@@ -229,6 +229,35 @@ def test_each_client_is_rate_limited(api: Api) -> None:
         assert client.get("/api/v1/lists", headers=other).status_code == 200
 
 
+def test_guessing_tokens_is_refused_after_twenty_failures_from_one_address(api: Api) -> None:
+    good = api.token("lists:read")
+    assert api.client.get("/api/v1/lists", headers=good).status_code == 200
+    guesses = [api.client.get("/api/v1/lists", headers={"Authorization": f"Bearer cm_{i}"})
+               for i in range(21)]
+    assert [r.status_code for r in guesses] == [401] * 20 + [429]
+    assert 0 < int(guesses[-1].headers["Retry-After"]) <= 600
+    assert "too many unknown tokens" in guesses[-1].json()["error"]
+    # Refused before the token is looked at: even a good one, from that address, for a while.
+    assert api.client.get("/api/v1/lists", headers=good).status_code == 429
+
+
+def test_failures_are_counted_per_address_and_good_tokens_never_count(api: Api) -> None:
+    good = api.token("lists:read")
+    bad = {"Authorization": "Bearer cm_forged"}
+    routes = api_routes(api.site.settings, api.site.engine,
+                        auth_limiter=RateLimiter({"failed_token_ip": Limit(2, 600.0)}))
+    app = Starlette(routes=routes)
+    with TestClient(app, client=("198.51.100.7", 4000)) as guesser, \
+            TestClient(app, client=("203.0.113.9", 4000)) as website:
+        assert [website.get("/api/v1/lists", headers=good).status_code
+                for _ in range(5)] == [200] * 5
+        assert [guesser.get("/api/v1/lists", headers=bad).status_code
+                for _ in range(3)] == [401, 401, 429]
+        assert guesser.get("/api/v1/lists", headers=good).status_code == 429
+        assert website.get("/api/v1/lists", headers=good).status_code == 200
+        assert website.get("/api/v1/lists", headers=bad).status_code == 401
+
+
 # -- moderation, issues, deliveries ---------------------------------------------------------------
 def hold(api: Api, subject: str) -> int:
     raw = (f"From: pat@example.org\r\nTo: city-clerks@lists.cacities.org\r\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from email import message_from_bytes, policy
 
@@ -18,7 +19,7 @@ from web_staff_site import ANN, Site, page_text
 from mailer.db import reading
 from mailer.models import Outbound
 from web.auth import can_read_list, current_principal
-from web.login import Login
+from web.login import Login, claim_link
 
 # The shared fixtures (tests/unit/web_staff_site.py).
 fast_hashing, staff_template, site = (web_staff_site.fast_hashing,
@@ -71,6 +72,62 @@ def test_expired_or_altered_links_sign_nobody_in(site: Site):
         page = site.client.get(link)
         assert page.status_code == 400 and "expired" in page_text(page.text)
     assert site.client.get(good).status_code == 200
+
+
+def sign_in_by_link(site: Site, link: str):
+    """Open the link and press its button, as a member would."""
+    confirm = site.client.get(link)
+    assert confirm.status_code == 200, page_text(confirm.text)
+    return site.client.post(link, data=site.form(confirm.text, "/signin/")["fields"],
+                            follow_redirects=False)
+
+
+def sign_out(site: Site) -> None:
+    page = site.client.get("/signin")
+    site.client.post("/logout", data=site.form(page.text, "/logout")["fields"])
+
+
+def test_a_sign_in_link_works_once_and_a_fresh_one_still_works(site: Site):
+    site.submit("/signin", email=ANN)
+    (link,) = mailed_links(site)
+    assert sign_in_by_link(site, link).status_code == 303
+    assert site.client.get("/whoami").text.startswith("member ann@example.org")
+    sign_out(site)
+    assert site.client.get("/whoami").text == "nobody"
+
+    # Whoever finds the used link later (a forwarded mail, the browser's history) is
+    # told to ask for a new one, on opening it and on pressing the button alike.
+    again = site.client.get(link)
+    assert again.status_code == 400
+    assert "has been used already and is not valid any more" in page_text(again.text)
+    assert "Ask for a new one below" in page_text(again.text)
+    csrf = site.form(again.text, "/signin")["fields"]["csrf_token"]
+    replayed = site.client.post(link, data={"csrf_token": csrf}, follow_redirects=False)
+    assert replayed.status_code == 400 and "used already" in page_text(replayed.text)
+    assert site.client.get("/whoami").text == "nobody"
+
+    site.submit("/signin", email=ANN)  # a new link, asked for in the same second
+    fresh = mailed_links(site)[-1]
+    assert fresh != link
+    assert sign_in_by_link(site, fresh).status_code == 303
+    assert site.client.get("/whoami").text.startswith("member ann@example.org")
+
+
+def test_two_presses_of_one_link_at_once_sign_in_only_one(site: Site):
+    login = Login(site.settings, site.engine, None, None)  # type: ignore[arg-type]
+    token = login.link_url(ANN, "").removeprefix("http://testserver/signin/")
+    start, won = threading.Barrier(4), []
+
+    def press() -> None:
+        start.wait()
+        won.append(claim_link(site.engine, token))
+
+    threads = [threading.Thread(target=press) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won) == [False, False, False, True]
 
 
 def test_bad_addresses_get_a_clear_error(site: Site):
