@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from citymail.output import print_json
-from listservs.list_settings import SETTABLE, current_settings
+from listservs.list_settings import SETTABLE, current_settings, store_settings
 from listservs.lists import get_list
 from mailer.db import make_engine, reading, writing
 from mailer.errors import InvalidInput
@@ -35,14 +35,7 @@ def set_list_setting(settings: Settings, name: str, key: str, value: str) -> Any
     try:
         with writing(engine) as conn:
             info = get_list(conn, name)  # NotFound with a hint
-            if setting.column is not None:
-                values = {setting.column: parsed}
-            else:
-                config = dict(conn.scalar(select(MailingList.config)
-                                          .where(MailingList.id == info.id)) or {})
-                config[key] = parsed
-                values = {"config": config}
-            conn.execute(update(MailingList).where(MailingList.id == info.id).values(**values))
+            store_settings(conn, info.id, {key: parsed})
     finally:
         engine.dispose()
     return parsed

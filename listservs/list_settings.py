@@ -17,10 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection, select, update
+
 from listservs.mimefilter import FILTER_ACTIONS, ContentRules
 from mailer.dmarc_policy import DEFAULT_MITIGATION, DMARC_MITIGATIONS
 
-__all__ = ["SETTABLE", "Setting", "boolean", "choice", "current_settings", "word_list"]
+__all__ = ["SETTABLE", "Setting", "boolean", "choice", "current_settings", "store_settings",
+           "word_list"]
 
 Parser = Callable[[str], Any]
 
@@ -48,6 +51,7 @@ def choice(*allowed: str) -> Parser:
             raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
         return value.strip().lower()
 
+    parse.choices = allowed  # type: ignore[attr-defined]  # forms offer them as a list
     return parse
 
 
@@ -116,3 +120,18 @@ def current_settings(config: Mapping[str, Any], columns: Mapping[str, Any]) -> d
         else:
             out[key] = config.get(key, setting.default)
     return out
+
+
+def store_settings(conn: Connection, list_id: int, changes: Mapping[str, Any]) -> None:
+    """Write parsed values (key -> value) where :data:`SETTABLE` says each one lives."""
+    from mailer.models import MailingList
+
+    values: dict[str, Any] = {SETTABLE[k].column: v for k, v in changes.items()
+                              if SETTABLE[k].column is not None}
+    in_config = {k: v for k, v in changes.items() if SETTABLE[k].column is None}
+    if in_config:
+        config = dict(conn.scalar(select(MailingList.config)
+                                  .where(MailingList.id == list_id)) or {})
+        values["config"] = {**config, **in_config}
+    if values:
+        conn.execute(update(MailingList).where(MailingList.id == list_id).values(**values))

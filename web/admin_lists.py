@@ -1,13 +1,18 @@
-"""``/admin/lists``: every list and newsletter; one list's settings and its posting policy.
+"""``/admin/lists``: every list and newsletter; one list's settings, policy and digest.
 
-``GET  /admin/lists``          name, kind, subscribers, held posts
-``GET  /admin/lists/{name}``   settings, people with roles, the policy form
-``POST /admin/lists/{name}``   save the policy (``web.admin_policy`` validates it first)
+``GET  /admin/lists``                         name, kind, subscribers, held posts
+``GET  /admin/lists/{name}``                  people with roles and the forms below
+``POST /admin/lists/{name}``                  save the policy (``web.admin_policy``)
+``POST /admin/lists/{name}/settings``         the ``lists set`` keys (``web.admin_list_settings``)
+``POST /admin/lists/{name}/digest``           the digest options, as ``lists digest`` stores them
+``POST /admin/lists/{name}/digest/send``      ``lists digest NAME --send-now``
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from listservs import digests
+from listservs.digest_schedule import DigestRules
 from listservs.lists import ListInfo, get_list
 from listservs.posting import list_policy
 from mailer.db import reading, writing
@@ -25,6 +32,14 @@ from mailer.errors import InvalidInput, NotFound
 from mailer.models import Held, ListRole, MailingList, Subscription
 from mailer.models_web import WebUser, WebUserList
 from mailer.settings import Settings
+from web.admin_list_settings import (
+    FormRefused,
+    digest_fields,
+    list_settings_of,
+    save_digest,
+    save_settings,
+    setting_fields,
+)
 from web.admin_policy import policy_fields, read_policy_form
 from web.auth import require_staff
 from web.pages import Pages
@@ -62,7 +77,15 @@ def list_rows(engine: Engine) -> list[ListRow]:
     return [ListRow(*r) for r in rows]
 
 
-def list_detail(engine: Engine, name: str) -> tuple[ListInfo, dict[str, list[str]], int]:
+@dataclass(frozen=True)
+class ListDetail:
+    info: ListInfo
+    roles: dict[str, list[str]]
+    subscribers: int
+    settings: dict[str, Any]  # every ``lists set`` key's current value
+
+
+def list_detail(engine: Engine, name: str) -> ListDetail:
     with reading(engine) as conn:
         info = get_list(conn, name)
         roles: dict[str, list[str]] = {}
@@ -77,7 +100,8 @@ def list_detail(engine: Engine, name: str) -> tuple[ListInfo, dict[str, list[str
             roles["moderator (web)"] = sorted(staff)
         subscribers = conn.execute(select(func.count()).select_from(Subscription).where(
             Subscription.list_id == info.id, Subscription.status == "active")).scalar_one()
-    return info, roles, subscribers
+        current = list_settings_of(conn, info.id)
+    return ListDetail(info, roles, subscribers, current)
 
 
 def save_policy(engine: Engine, name: str, policy: dict[str, Any], announce_only: bool) -> None:
@@ -88,6 +112,23 @@ def save_policy(engine: Engine, name: str, policy: dict[str, Any], announce_only
                      .values(config=config, announce_only=announce_only))
 
 
+# ?saved= and ?sent= after a redirect: what the page then says.
+SAVED = {"1": "The posting policy is saved.", "settings": "The list settings are saved.",
+         "digest": "The digest settings are saved."}
+
+
+def _notice(query: Mapping[str, str]) -> str:
+    sent = query.get("sent", "")
+    if sent == "none":
+        return "No posts are waiting; no digest was sent."
+    numbers = sent.split(".")
+    if len(numbers) == 4 and all(n.isdigit() for n in numbers):
+        volume, issue, items, recipients = numbers
+        return (f"Sent Vol {volume}, Issue {issue} ({items} posts) to {recipients} "
+                "members.")
+    return SAVED.get(query.get("saved", ""), "")
+
+
 def list_routes(settings: Settings, engine: Engine, pages: Pages) -> list[Route]:
     @require_staff(admin=True)
     async def index(request: Request) -> Response:
@@ -95,22 +136,52 @@ def list_routes(settings: Settings, engine: Engine, pages: Pages) -> list[Route]
         return pages.render(request, "admin_lists", title="Lists and newsletters", rows=rows,
                             domain=settings.list_domain)
 
+    def _digest(info: ListInfo) -> tuple[DigestRules, dict[str, Any] | None, str]:
+        """(rules for the form, ``lists digest --status``, why they cannot be read)."""
+        try:
+            return (digests.rules_for(info, settings),
+                    digests.digest_status(engine, settings, info.name), "")
+        except InvalidInput as exc:  # settings stored by hand that sending would refuse
+            return (DigestRules(zone=settings.timezone), None,
+                    f"Stored digest settings are invalid: {exc}")
+
     async def _detail(request: Request, *, status: int = 200, error: str = "",
-                      form: dict[str, str] | None = None) -> Response:
+                      settings_form: Mapping[str, str] | None = None,
+                      settings_errors: Mapping[str, str] | None = None,
+                      digest_form: Mapping[str, str] | None = None,
+                      digest_errors: Mapping[str, str] | None = None) -> Response:
         name = request.path_params["name"]
         try:
-            info, roles, subscribers = await run_in_threadpool(list_detail, engine, name)
+            detail = await run_in_threadpool(list_detail, engine, name)
         except NotFound:
             raise HTTPException(404) from None
+        info = detail.info
         try:
             policy = list_policy(info)
         except ValueError as exc:  # stored settings posting would also refuse
             policy, error = list_policy(_without_policy(info)), f"Stored policy is invalid: {exc}"
-        fields = policy_fields(policy, announce_only=info.announce_only)
-        return pages.render(request, "admin_list", title=info.display_name, status=status,
-                            info=info, roles=roles, subscribers=subscribers, fields=fields,
-                            error=error, saved=request.query_params.get("saved") == "1",
-                            address=f"{info.name}@{settings.list_domain}")
+        rules, digest_status, digest_error = (await run_in_threadpool(_digest, info)
+                                              if info.kind == "list" else (None, None, ""))
+        return pages.render(
+            request, "admin_list", title=info.display_name, status=status, info=info,
+            roles=detail.roles, subscribers=detail.subscribers, error=error,
+            fields=policy_fields(policy, announce_only=info.announce_only),
+            setting_fields=setting_fields(detail.settings, form=settings_form,
+                                          errors=settings_errors),
+            digest_fields=(digest_fields(rules, form=digest_form, errors=digest_errors)
+                           if rules is not None else []),
+            digest=digest_status, digest_error=digest_error,
+            notice=_notice(request.query_params),
+            address=f"{info.name}@{settings.list_domain}")
+
+    async def _form(request: Request) -> dict[str, str]:
+        async with request.form(max_files=0, max_fields=100, max_part_size=4096) as form:
+            return {k: str(v) for k, v in form.items()}
+
+    def _back(request: Request, query: str) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        name = request.path_params["name"]
+        return RedirectResponse(f"{root}/admin/lists/{name}?{query}", status_code=303)
 
     @require_staff(admin=True)
     async def detail(request: Request) -> Response:
@@ -119,10 +190,9 @@ def list_routes(settings: Settings, engine: Engine, pages: Pages) -> list[Route]
     @require_staff(admin=True)
     async def save(request: Request) -> Response:
         name = request.path_params["name"]
-        async with request.form(max_files=0, max_fields=100, max_part_size=4096) as form:
-            values = {k: str(v) for k, v in form.items()}
+        values = await _form(request)
         try:
-            info, _roles, _n = await run_in_threadpool(list_detail, engine, name)
+            info = (await run_in_threadpool(list_detail, engine, name)).info
             policy, announce_only = read_policy_form(values, info.config.get("policy") or {})
             await run_in_threadpool(save_policy, engine, name, policy, announce_only)
         except NotFound:
@@ -130,12 +200,66 @@ def list_routes(settings: Settings, engine: Engine, pages: Pages) -> list[Route]
         except InvalidInput as exc:
             return await _detail(request, status=400, error=f"Nothing was saved: {exc}.")
         log.info("list %s: posting policy changed by %s", name, request.state.principal.email)
-        root = request.scope.get("root_path", "").rstrip("/")
-        return RedirectResponse(f"{root}/admin/lists/{name}?saved=1", status_code=303)
+        return _back(request, "saved=1")
+
+    @require_staff(admin=True)
+    async def save_list_settings(request: Request) -> Response:
+        name = request.path_params["name"]
+        values = await _form(request)
+        try:
+            changes = await run_in_threadpool(save_settings, engine, name, values)
+        except NotFound:
+            raise HTTPException(404) from None
+        except FormRefused as exc:
+            return await _detail(request, status=400, settings_form=values,
+                                 settings_errors=exc.errors,
+                                 error="Nothing was saved: correct the settings marked below.")
+        log.info("list %s: settings %s changed by %s", name, sorted(changes),
+                 request.state.principal.email)
+        return _back(request, "saved=settings")
+
+    @require_staff(admin=True)
+    async def save_digest_settings(request: Request) -> Response:
+        name = request.path_params["name"]
+        values = await _form(request)
+        try:
+            changes = await run_in_threadpool(
+                functools.partial(save_digest, engine, name, values, zone=settings.timezone))
+        except NotFound:
+            raise HTTPException(404) from None
+        except FormRefused as exc:
+            return await _detail(request, status=400, digest_form=values,
+                                 digest_errors=exc.errors, error="Nothing was saved: correct "
+                                 "the digest settings marked below.")
+        except InvalidInput as exc:  # the options together (or what was stored) are refused
+            return await _detail(request, status=400, digest_form=values,
+                                 error=f"Nothing was saved: {exc}.")
+        log.info("list %s: digest settings %s changed by %s", name, sorted(changes),
+                 request.state.principal.email)
+        return _back(request, "saved=digest")
+
+    @require_staff(admin=True)
+    async def send_now(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            sent = await run_in_threadpool(functools.partial(
+                digests.send_digest, engine, settings, name, reason="manual"))
+        except NotFound:
+            raise HTTPException(404) from None
+        except InvalidInput as exc:
+            return await _detail(request, status=400, error=f"No digest was sent: {exc}.")
+        log.info("list %s: digest sent now by %s (%s)", name, request.state.principal.email,
+                 "nothing waiting" if sent is None else f"vol {sent.volume} issue {sent.issue}")
+        if sent is None:
+            return _back(request, "sent=none")
+        return _back(request, f"sent={sent.volume}.{sent.issue}.{sent.items}.{sent.recipients}")
 
     return [Route("/admin/lists", index, methods=["GET"]),
             Route("/admin/lists/{name}", detail, methods=["GET"]),
-            Route("/admin/lists/{name}", save, methods=["POST"])]
+            Route("/admin/lists/{name}", save, methods=["POST"]),
+            Route("/admin/lists/{name}/settings", save_list_settings, methods=["POST"]),
+            Route("/admin/lists/{name}/digest", save_digest_settings, methods=["POST"]),
+            Route("/admin/lists/{name}/digest/send", send_now, methods=["POST"])]
 
 
 def _without_policy(info: ListInfo) -> ListInfo:
