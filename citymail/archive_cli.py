@@ -129,9 +129,12 @@ def cmd_lists_export_mbox(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_lists_import_archive(args: argparse.Namespace, settings: Settings) -> int:
     from listservs.archive_store import import_mbox
 
-    data = _read(args.file)
-    with _engine(settings) as engine:
-        report = import_mbox(engine, args.name, data, domain=settings.list_domain)
+    try:
+        stream = open(args.file, "rb")  # noqa: SIM115 - closed below; read as a stream
+    except OSError as exc:
+        raise InvalidInput(f"{args.file}: {exc.strerror or exc}") from None
+    with stream, _engine(settings) as engine:
+        report = import_mbox(engine, args.name, stream, domain=settings.list_domain)
     if args.json:
         print_json(report.__dict__)
         return 0

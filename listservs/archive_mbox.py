@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 __all__ = ["MboxMessage", "from_line", "mbox_message", "read_mbox", "to_crlf", "unobfuscate"]
 
@@ -81,17 +83,60 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _uncompressed(data: bytes) -> bytes:
-    if not data.startswith(b"\x1f\x8b"):
-        return data
-    try:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = inflater.decompress(data, MAX_UNCOMPRESSED)
-    except zlib.error as exc:
-        raise ValueError(f"the file looks gzip-compressed but is damaged: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise ValueError("the file uncompresses to more than 4 GiB; split it by month")
-    return out if out else gzip.decompress(data)
+class _Capped(io.RawIOBase):
+    """A decompressing stream that refuses to give more than ``MAX_UNCOMPRESSED`` bytes."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        try:
+            n = self.inner.readinto(buffer)  # type: ignore[attr-defined]
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"the file looks gzip-compressed but is damaged: {exc}") from None
+        self.total += n
+        if self.total > MAX_UNCOMPRESSED:
+            raise ValueError("the file uncompresses to more than 4 GiB; split it by month")
+        return n
+
+
+def _lines(source: bytes | BinaryIO) -> Iterator[bytes]:
+    """The file's lines (LF-terminated, CR removed), decompressed when it is gzip."""
+    stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    head = stream.read(2)
+    rest: BinaryIO = _Joined(head, stream)
+    if head == b"\x1f\x8b":
+        rest = io.BufferedReader(_Capped(gzip.GzipFile(fileobj=rest, mode="rb")))  # type: ignore[arg-type]
+    for line in rest:
+        yield line.replace(b"\r\n", b"\n")
+
+
+class _Joined(io.RawIOBase):
+    """``head`` (bytes already read to sniff the format) followed by the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def __iter__(self) -> Iterator[bytes]:  # line by line, through a buffer
+        return iter(io.BufferedReader(self))
 
 
 def _envelope_date(text: bytes) -> dt.datetime | None:
@@ -106,28 +151,42 @@ def _envelope_date(text: bytes) -> dt.datetime | None:
     return None
 
 
-def read_mbox(data: bytes) -> Iterator[MboxMessage]:
-    """The messages of an mbox file, in file order; raises ValueError if it is not one."""
-    text = _uncompressed(data).replace(b"\r\n", b"\n")
-    lines = text.split(b"\n")
-    starts: list[tuple[int, dt.datetime | None]] = []
+def read_mbox(source: bytes | BinaryIO) -> Iterator[MboxMessage]:
+    """The messages of an mbox file (bytes or a binary file, read as a stream: an archive
+    of any size takes the memory of one message), in file order; raises ValueError if it
+    is not one."""
+    current: list[bytes] = []
+    start: tuple[int, dt.datetime | None] | None = None
+    count = 0
     previous_blank = True
-    for number, line in enumerate(lines):
-        if previous_blank and line.startswith(b"From "):
-            match = _FROM_LINE.match(line)
-            if match:
-                starts.append((number, _envelope_date(match.group("date"))))
+    number = 0
+    for number, line in enumerate(_lines(source), 1):
+        match = _FROM_LINE.match(line) if previous_blank and line.startswith(b"From ") else None
+        if match:
+            if start is not None:
+                count += 1
+                yield _message(count, start, current)
+            start, current = (number, _envelope_date(match.group("date"))), []
+        elif start is None:
+            if line.strip():
+                raise ValueError("not an mbox file: it must start with a 'From sender date' "
+                                 "line (plain mbox, a Mailman 2 LIST.mbox or a Mailman 3 "
+                                 "export)")
+        else:
+            current.append(line)
         previous_blank = not line.strip()
-    if not starts or any(line.strip() for line in lines[:starts[0][0]]):
+    if start is None:
         raise ValueError("not an mbox file: it must start with a 'From sender date' line "
                          "(plain mbox, a Mailman 2 LIST.mbox or a Mailman 3 export)")
-    for position, (first, when) in enumerate(starts):
-        end = starts[position + 1][0] if position + 1 < len(starts) else len(lines)
-        segment = lines[first + 1:end]
-        if end == len(lines) and segment and not segment[-1]:
-            segment = segment[:-1]  # what split() leaves after the file's last line end
-        if segment and not segment[-1]:
-            segment = segment[:-1]  # the blank line before the next From_ is not the message's
-        body = b"\n".join(segment) + b"\n"
-        raw = unobfuscate(to_crlf(_UNQUOTE.sub(rb"\1", body)))
-        yield MboxMessage(position + 1, first + 1, raw, when)
+    yield _message(count + 1, start, current)
+
+
+def _message(count: int, start: tuple[int, dt.datetime | None],
+             lines: list[bytes]) -> MboxMessage:
+    if lines and not lines[-1].strip(b"\n"):
+        lines = lines[:-1]  # the blank line before the next From_ is not the message's
+    body = b"".join(lines)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    raw = unobfuscate(to_crlf(_UNQUOTE.sub(rb"\1", body)))
+    return MboxMessage(count, start[0], raw, start[1])

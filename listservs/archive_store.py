@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import BinaryIO
 
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -154,30 +155,44 @@ def _write(conn: Connection, list_id: int, items: list[_Ready], now: dt.datetime
     return written
 
 
-def import_mbox(engine: Engine, list_name: str, data: bytes, *, domain: str,
-                progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """Archive every good message of an mbox file on the list (see the module docstring)."""
+def import_mbox(engine: Engine, list_name: str, source: bytes | BinaryIO, *, domain: str,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Archive every good message of an mbox file on the list (see the module docstring).
+
+    The file is read as a stream and written in batches, so an archive of any size takes
+    the memory of one batch.  A file that stops being readable part-way (a damaged gzip)
+    keeps the batches already written; running the import again skips them."""
     with reading(engine) as conn:
         info = get_list(conn, list_name)
-    try:
-        messages = list(read_mbox(data))
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    report = ImportReport(messages=len(messages))
+    report = ImportReport()
     ready: list[_Ready] = []
-    for m in messages:
-        try:
-            ready.append(_prepare(m.raw, envelope_date=m.envelope_date, domain=domain))
-        except Exception as exc:  # one bad message is reported, never the end of the import
-            report.bad.append(f"message {m.number} (line {m.line}): {exc}")
-    for start in range(0, len(ready), BATCH):
-        chunk = ready[start:start + BATCH]
+
+    def flush() -> None:
         with writing(engine) as conn:
-            written = _write(conn, info.id, chunk, utcnow())
+            written = _write(conn, info.id, ready, utcnow())
         report.imported += written
-        report.already += len(chunk) - written
+        report.already += len(ready) - written
+        ready.clear()
         if progress:
-            progress(start + len(chunk), len(ready))
+            progress(report.messages)
+
+    try:
+        for m in read_mbox(source):
+            report.messages += 1
+            try:
+                ready.append(_prepare(m.raw, envelope_date=m.envelope_date, domain=domain))
+            except Exception as exc:  # one bad message is reported, never the end of it
+                report.bad.append(f"message {m.number} (line {m.line}): {exc}")
+            if len(ready) >= BATCH:
+                flush()
+    except ValueError as exc:
+        if ready:
+            flush()
+        raise InvalidInput(f"{exc} (after {report.messages:,} messages; "
+                           f"{report.imported:,} imported)" if report.messages
+                           else str(exc)) from None
+    if ready:
+        flush()
     log.info("imported %d messages into %s (%d already there, %d bad)", report.imported,
              list_name, report.already, len(report.bad))
     return report

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import mailbox
+import random
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -195,3 +196,33 @@ def test_export_mbox_round_trips_through_mailbox(world: ArchiveWorld, run,
         assert web.headers["content-type"].startswith("application/mbox")
         assert web.headers["content-disposition"].startswith("attachment")
         assert web.content == out_file.read_bytes()
+
+
+def test_an_archive_is_read_as_a_stream_not_all_at_once() -> None:
+    # Moving day brings archives of hundreds of megabytes: the first message must come out
+    # long before the file has been read to its end, compressed or not.
+    import io
+
+    when = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    rng = random.Random(7)  # bodies that do not compress to nothing
+    data = b"".join(mbox_message(b"Subject: one\r\n\r\n" + b"".join(
+        rng.randbytes(30).hex().encode() + b"\r\n" for _ in range(60)),
+        sender="a@example.org", when=when) for _ in range(400))
+
+    class Counting(io.BytesIO):
+        def __init__(self, payload: bytes) -> None:
+            super().__init__(payload)
+            self.served = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            chunk = super().read(size)
+            self.served += len(chunk)
+            return chunk
+
+    for payload in (data, gzip.compress(data)):
+        stream = Counting(payload)
+        messages = read_mbox(stream)
+        first = next(messages)
+        assert first.raw.startswith(b"Subject: one\r\n") and first.envelope_date == when
+        assert stream.served < len(payload) / 4
+        assert sum(1 for _ in messages) == 399
