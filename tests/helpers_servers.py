@@ -130,6 +130,10 @@ class PrivateRabbit(_Daemon):
         import pika
 
         logging.getLogger("pika").setLevel(logging.CRITICAL)  # refusals while it boots
+        # The distribution port is the node's own business (clients use self.port): a fresh
+        # one at every start, because a port picked earlier may since have been handed out
+        # as some client connection's local port (seen: dist_port_already_used).
+        self.dist_port = free_port()
         self._spawn([tool("rabbitmq-server") or "rabbitmq-server"], self.tmp / "out.log",
                     env=self._env())
         deadline = time.monotonic() + timeout
@@ -142,6 +146,7 @@ class PrivateRabbit(_Daemon):
             if self.proc is not None and self.proc.poll() is not None:
                 # Right after a kill -9 the old listener may still hold the port: again.
                 time.sleep(1.0)
+                self.dist_port = free_port()
                 self._spawn([tool("rabbitmq-server") or "rabbitmq-server"],
                             self.tmp / "out.log", env=self._env())
         raise AssertionError(f"private RabbitMQ did not start:\n{self._log_tail()}")
