@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -17,10 +18,31 @@ import time
 from pathlib import Path
 
 import psutil
-from helpers import free_port
 
 __all__ = ["PrivatePostgres", "PrivateRabbit", "PrivateRedis", "need_tool", "tool",
            "wait_port"]
+
+
+def server_port() -> int:
+    """A free port *below* the kernel's ephemeral range, for servers this suite kills and
+    restarts on the same port.  In the ephemeral range, a client reconnecting in a loop to
+    the dead server's port can be given that very port as its local one and connect to
+    itself (TCP simultaneous open), and the restarted server then fails with EADDRINUSE:
+    seen with RabbitMQ in CI."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(10_001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def tool(name: str) -> str | None:
@@ -78,7 +100,7 @@ class PrivateRedis(_Daemon):
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.port = free_port()
+        self.port = server_port()
 
     @property
     def url(self) -> str:
@@ -104,8 +126,8 @@ class PrivateRabbit(_Daemon):
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         tmp.chmod(0o777)  # the server drops to the rabbitmq user
-        self.port = free_port()
-        self.dist_port = free_port()
+        self.port = server_port()
+        self.dist_port = server_port()
         self.name = f"citymail-{os.getpid()}-{self.port}@localhost"
         (tmp / "plugins").write_text("[].\n")
 
@@ -133,7 +155,7 @@ class PrivateRabbit(_Daemon):
         # The distribution port is the node's own business (clients use self.port): a fresh
         # one at every start, because a port picked earlier may since have been handed out
         # as some client connection's local port (seen: dist_port_already_used).
-        self.dist_port = free_port()
+        self.dist_port = server_port()
         self._spawn([tool("rabbitmq-server") or "rabbitmq-server"], self.tmp / "out.log",
                     env=self._env())
         deadline = time.monotonic() + timeout
@@ -146,7 +168,7 @@ class PrivateRabbit(_Daemon):
             if self.proc is not None and self.proc.poll() is not None:
                 # Right after a kill -9 the old listener may still hold the port: again.
                 time.sleep(1.0)
-                self.dist_port = free_port()
+                self.dist_port = server_port()
                 self._spawn([tool("rabbitmq-server") or "rabbitmq-server"],
                             self.tmp / "out.log", env=self._env())
         raise AssertionError(f"private RabbitMQ did not start:\n{self._log_tail()}")
@@ -188,7 +210,7 @@ class PrivatePostgres:
             raise FileNotFoundError("PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
         self.bin = bins[-1]
         self.dir = tmp
-        self.port = free_port()
+        self.port = server_port()
         self.data = tmp / "data"
         # initdb and postgres refuse to run as root: run them as the postgres user.
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

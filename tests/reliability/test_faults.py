@@ -23,6 +23,7 @@ from helpers_reliability import (
     restart_gateway,
     seed_members,
 )
+from helpers_servers import server_port
 
 MEMBERS = 8
 
@@ -55,7 +56,9 @@ def test_worker_killed_at_random_moments_loses_nothing(tmp_path: Path, sink: Sin
     check(FaultRun(env, sink, members).run(kill_worker, times=3, gap=(1.0, 3.0)))
 
 
-def test_relay_outage_mid_send_loses_nothing(tmp_path: Path, sink: Sink) -> None:
+def test_relay_outage_mid_send_loses_nothing(tmp_path: Path) -> None:
+    # The relay comes back on the same port: one below the ephemeral range (server_port).
+    sink = Sink(port=server_port()).start()
     env, members = installation(tmp_path, sink)
 
     def outage(server: Server) -> Server:
@@ -65,7 +68,10 @@ def test_relay_outage_mid_send_loses_nothing(tmp_path: Path, sink: Sink) -> None
         sink.start()
         return server
 
-    check(FaultRun(env, sink, members).run(outage, times=2))
+    try:
+        check(FaultRun(env, sink, members).run(outage, times=2))
+    finally:
+        sink.stop()
 
 
 def restart(broker: PrivateRedis | PrivateRabbit) -> Callable[[Server], Server]:
