@@ -41,7 +41,7 @@ from mailer.privacy import Suppressed
 from mailer.settings import Settings
 from newsletters.issues import IssueStateError
 from web.api_schema import Schema, validate
-from web.ratelimit import Limit, RateLimiter
+from web.ratelimit import Limit, RateLimiter, client_ip
 
 __all__ = [
     "API_LIMITS", "AUTH_FAILURE_LIMITS", "MAX_BODY", "PREFIX", "ApiError", "Call", "Endpoint",
@@ -123,10 +123,6 @@ def error(status: int, message: str, *, headers: Mapping[str, str] | None = None
     if details:
         content["errors"] = list(details)
     return JSONResponse(content, status_code=status, headers={**NO_STORE, **(headers or {})})
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def bearer(request: Request) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import math
 import secrets
 import time
 
@@ -38,8 +37,8 @@ from mailer.people import normalise_email
 from mailer.settings import Settings
 from mailer.tokens import sign, unsign
 from web.auth import Principal, current_principal, safe_next
-from web.pages import Pages
-from web.ratelimit import Limit, RateLimiter
+from web.pages import Pages, read_form
+from web.ratelimit import Limit, RateLimiter, client_ip
 from web.sessions import session_state
 from web.users import authenticate
 
@@ -99,17 +98,9 @@ def landing(principal: Principal) -> str:
     return "/moderation/"  # no role yet: the page says to ask an administrator
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _retry_page(pages: Pages, request: Request, wait: float, what: str) -> Response:
-    minutes = max(1, math.ceil(wait / 60))
-    return pages.message(request, title="Too many attempts", status=429,
-                         headers={"Retry-After": str(math.ceil(wait)), **NO_STORE},
-                         paragraphs=[f"There were too many {what} in a short time.",
-                                     f"Please try again in {minutes} minute"
-                                     f"{'s' if minutes > 1 else ''}."])
+    return pages.too_many(request, wait=wait, title="Too many attempts",
+                          first=f"There were too many {what} in a short time.")
 
 
 class Login:
@@ -136,8 +127,7 @@ class Login:
 
     @staticmethod
     async def _form(request: Request) -> FormData:
-        async with request.form(max_files=0, max_fields=20, max_part_size=4096) as form:
-            return FormData(form.multi_items())
+        return await read_form(request, max_fields=20)
 
     def _root(self, request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")

@@ -6,18 +6,20 @@ string.  Pages opened through a signed link are marked ``Cache-Control: no-store
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from markupsafe import Markup
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from web.auth import csrf_token
 
-__all__ = ["TEMPLATES", "Pages"]
+__all__ = ["TEMPLATES", "Pages", "read_form"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "web"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -60,7 +62,22 @@ class Pages:
         return self.render(request, "message", title=title, status=status, headers=headers,
                            paragraphs=paragraphs, show_manage=show_manage)
 
+    def too_many(self, request: Request, *, wait: float, title: str, first: str,
+                 after: str = "") -> Response:
+        """429 with Retry-After: ``first``, then when to try again (in minutes), ``after``."""
+        minutes = max(1, math.ceil(wait / 60))
+        return self.message(request, title=title, status=429,
+                            headers={"Retry-After": str(math.ceil(wait)), **NO_STORE},
+                            paragraphs=[first, f"Please try again in {minutes} minute"
+                                               f"{'s' if minutes > 1 else ''}.{after}"])
+
     def invalid_link(self, request: Request, *, status: int = 400) -> Response:
         """A link that is forged, cut short, expired or no longer points at anyone."""
         return self.render(request, "invalid_link", title="This link is not valid",
                            status=status, private=True, email="", error="")
+
+
+async def read_form(request: Request, *, max_fields: int) -> FormData:
+    """A small form's fields, read within limits (no files, 4 KiB a field) and kept."""
+    async with request.form(max_files=0, max_fields=max_fields, max_part_size=4096) as form:
+        return FormData(form.multi_items())

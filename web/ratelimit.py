@@ -13,7 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Limit", "RateLimiter"]
+from starlette.requests import Request
+
+__all__ = ["Limit", "RateLimiter", "client_ip"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,9 @@ class RateLimiter:
             windows = {bucket: self._window(bucket, key, now) for bucket, key in keys.items()
                        if (bucket, key) in self._events}
             return self._wait(windows, now)
+
+
+def client_ip(request: Request) -> str:
+    """The address limits are counted by (behind a trusted proxy, the forwarded one:
+    web/proxy.py has already rewritten the scope)."""
+    return request.client.host if request.client else "unknown"

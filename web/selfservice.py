@@ -15,7 +15,6 @@ work runs in worker threads so that this loop (shared with the SMTP gateway) nev
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -33,8 +32,8 @@ from mailer.notices import build_notice, queue_notice, render_notice
 from mailer.people import normalise_email
 from mailer.preferences import Person, SubscriptionView
 from mailer.settings import Settings
-from web.pages import Pages
-from web.ratelimit import RateLimiter
+from web.pages import Pages, read_form
+from web.ratelimit import RateLimiter, client_ip
 from web.security import form_token, form_token_ok, same_origin
 
 __all__ = ["NOTICE_BOUNCES", "NOTICE_SENDER", "SelfService"]
@@ -92,10 +91,6 @@ def preference_rows(subs: list[SubscriptionView]) -> list[Row]:
     return rows
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 class SelfService:
     """The self-service pages; collaborators are passed in, nothing is looked up."""
 
@@ -120,8 +115,7 @@ class SelfService:
 
     @staticmethod
     async def _form(request: Request) -> FormData:
-        async with request.form(max_files=0, max_fields=200, max_part_size=4096) as form:
-            return FormData(form.multi_items())
+        return await read_form(request, max_fields=200)
 
     # -- /u/{token}: one-click unsubscribe ----------------------------------------------
 
@@ -287,14 +281,10 @@ class SelfService:
                                            "name@city.gov.")
         wait = self.limiter.hit(ip=client_ip(request), address=address)
         if wait:
-            minutes = max(1, math.ceil(wait / 60))
-            return self.pages.message(
-                request, title="Too many requests", status=429,
-                headers={"Retry-After": str(math.ceil(wait))},
-                paragraphs=["We have sent several links in a short time, so we are not "
-                            "sending another one yet.",
-                            f"Please try again in {minutes} minute{'s' if minutes > 1 else ''}."
-                            " The links already sent still work."])
+            return self.pages.too_many(
+                request, wait=wait, title="Too many requests",
+                first="We have sent several links in a short time, so we are not sending "
+                      "another one yet.", after=" The links already sent still work.")
         response = self.pages.render(request, "manage_sent", title="Check your email",
                                      email=address, days=prefs.PREFERENCES_DAYS)
         # Looked up after the answer, so that known and unknown addresses take equally long.

@@ -12,7 +12,6 @@ the answer is sent, so a known address takes no longer than an unknown one.
 from __future__ import annotations
 
 import logging
-import math
 
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
@@ -27,8 +26,8 @@ from mailer.db import reading, writing
 from mailer.errors import InvalidInput, NotFound
 from mailer.people import normalise_email
 from mailer.settings import Settings
-from web.pages import Pages
-from web.ratelimit import Limit, RateLimiter
+from web.pages import Pages, read_form
+from web.ratelimit import Limit, RateLimiter, client_ip
 from web.security import same_origin
 
 __all__ = ["SIGNUP_LIMITS", "SignupPages", "queue_signup_safely"]
@@ -49,10 +48,6 @@ def queue_signup_safely(engine: Engine, settings: Settings, name: str, address: 
                                    site_name=site_name)
     except Exception:
         log.exception("could not queue a sign-up confirmation for %s", name)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 class SignupPages:
@@ -96,8 +91,7 @@ class SignupPages:
 
     @staticmethod
     async def _read_form(request: Request) -> FormData:
-        async with request.form(max_files=0, max_fields=20, max_part_size=4096) as form:
-            return FormData(form.multi_items())
+        return await read_form(request, max_fields=20)
 
     async def form_post(self, request: Request) -> Response:
         info = await run_in_threadpool(self._newsletter, request.path_params["name"])
@@ -116,14 +110,11 @@ class SignupPages:
                               error="Please enter an email address such as name@example.org.")
         wait = self.limiter.hit(ip=client_ip(request), address=address)
         if wait:
-            minutes = max(1, math.ceil(wait / 60))
-            return self.pages.message(
-                request, title="Too many requests", status=429,
-                headers={"Retry-After": str(math.ceil(wait))},
-                paragraphs=["We have sent several confirmation links in a short time, so we "
-                            "are not sending another one yet.",
-                            f"Please try again in {minutes} minute{'s' if minutes > 1 else ''}."
-                            " The links already sent still work."])
+            return self.pages.too_many(
+                request, wait=wait, title="Too many requests",
+                first="We have sent several confirmation links in a short time, so we are "
+                      "not sending another one yet.",
+                after=" The links already sent still work.")
         response = self.pages.render(request, "signup_sent", title="Check your email",
                                      email=address, newsletter=info, days=signups.SIGNUP_DAYS)
         response.background = BackgroundTask(
