@@ -24,6 +24,7 @@ from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 
 import nh3
 
+from listservs.mailtext import part_text
 from mailer.subject import decode_subject
 
 __all__ = [
@@ -144,17 +145,6 @@ def thread_keys(msg: Message) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def _decoded(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know
-        return payload.decode("utf-8", errors="replace")
-
-
 def _filename(part: Message) -> str:
     try:
         name = part.get_filename() or ""
@@ -203,9 +193,9 @@ def archive_entry(raw: bytes | Message, *, received_at: dt.datetime) -> ArchiveE
     msg = parse(raw) if isinstance(raw, bytes) else raw
     texts, html_part = _body_parts(_leaves(msg))
     if texts:
-        body = "\n\n".join(_decoded(p) for p in texts)
+        body = "\n\n".join(part_text(p) for p in texts)
     else:
-        body = html_text(_decoded(html_part)) if html_part is not None else ""
+        body = html_text(part_text(html_part)) if html_part is not None else ""
     name, address = _sender(msg)
     return ArchiveEntry(sent_at=message_date(msg) or received_at, subject=_subject(msg),
                         author=name or address, refs=thread_keys(msg),
@@ -218,10 +208,10 @@ def message_view(raw: bytes) -> MessageView:
     leaves = _leaves(msg)
     texts, html_part = _body_parts(leaves)
     shown = set(map(id, texts))
-    text = "\n\n".join(_decoded(p).replace("\r\n", "\n") for p in texts)
+    text = "\n\n".join(part_text(p).replace("\r\n", "\n") for p in texts)
     markup = ""
     if not texts and html_part is not None:
-        markup = safe_html(_decoded(html_part))
+        markup = safe_html(part_text(html_part))
         shown.add(id(html_part))
     attachments = tuple(
         Attachment(i, _filename(p) or f"part-{i}", p.get_content_type(),

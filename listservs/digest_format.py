@@ -25,7 +25,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
 
-from listservs.mailtext import html_to_text
+from listservs.mailtext import html_to_text, part_text
 from mailer.wire import CRLF, to_crlf
 
 __all__ = ["DigestPost", "Masthead", "mime_digest", "plain_digest", "plain_message",
@@ -96,17 +96,6 @@ def topics(posts: Sequence[DigestPost]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text(part: EmailMessage) -> str:
-    try:
-        content = part.get_content()
-        if isinstance(content, str):
-            return content
-    except Exception:  # unknown charset, damaged encoding: fall back to the bytes
-        pass
-    payload = part.get_payload(decode=True)
-    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
 def _note(part: EmailMessage) -> str:
     name = part.get_filename() or ""
     size = len(part.get_payload(decode=True) or b"")
@@ -133,9 +122,9 @@ def plain_text_of(raw: bytes) -> str:
         elif part.get_content_disposition() == "attachment":
             pieces.append(_note(part))
         elif ctype == "text/plain":
-            pieces.append(_text(part).rstrip("\n"))
+            pieces.append(part_text(part).rstrip("\n"))
         elif ctype == "text/html":
-            pieces.append(html_to_text(_text(part)))
+            pieces.append(html_to_text(part_text(part)))
         else:
             pieces.append(_note(part))
 

@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 
-__all__ = ["body_text", "html_to_text", "parse", "safe_excerpt", "subject_text"]
+__all__ = ["body_text", "html_to_text", "parse", "part_text", "safe_excerpt", "subject_text"]
 
 _BLOCK = frozenset({
     "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "ul",
@@ -79,7 +79,9 @@ def html_to_text(html: str) -> str:
     return "\n".join(parser.lines).strip("\n")
 
 
-def _decoded(part: Message) -> str:
+def part_text(part: Message) -> str:
+    """A text part as a string, whatever its charset or transfer encoding claims: an
+    unknown charset or damaged encoding falls back to the bytes read as UTF-8."""
     try:
         content = part.get_content()  # type: ignore[attr-defined]
         if isinstance(content, str):
@@ -106,7 +108,7 @@ def body_text(msg: Message) -> str:
         if msg.is_multipart() or msg.get_content_maintype() != "text":
             return ""
         part = msg
-    text = _decoded(part)
+    text = part_text(part)
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
     return text.replace("\r\n", "\n").replace("\r", "\n")

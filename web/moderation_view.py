@@ -20,6 +20,8 @@ from email.message import Message
 
 import nh3
 
+from listservs.mailtext import part_text
+
 __all__ = ["Attachment", "HeldView", "clean_html", "view_message"]
 
 SHOWN_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID")
@@ -73,17 +75,6 @@ def clean_html(html: str, *, images: bool = False) -> tuple[str, int]:
     return cleaned, dropped
 
 
-def _decoded(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
-        return payload.decode("utf-8", errors="replace")
-
-
 def _words(value: object) -> str:
     """A header value with its RFC 2047 encoded words decoded, on one line."""
     text = str(value)
@@ -120,7 +111,7 @@ def view_message(raw: bytes, *, images: bool = False) -> HeldView:
             attachments.append(Attachment(_clip(name, 200), ctype,
                                           len(payload) if isinstance(payload, bytes) else 0))
         elif ctype == "text/plain" and text is None:
-            text = _clip(_decoded(part), MAX_TEXT)
+            text = _clip(part_text(part), MAX_TEXT)
         elif ctype == "text/html" and html is None:
-            html, dropped = clean_html(_clip(_decoded(part), MAX_TEXT), images=images)
+            html, dropped = clean_html(_clip(part_text(part), MAX_TEXT), images=images)
     return HeldView(headers, text, html, dropped, tuple(attachments))
