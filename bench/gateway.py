@@ -59,13 +59,8 @@ def citymail_run(source: str, args: argparse.Namespace) -> tuple[float, int]:
         return args.messages / seconds, stored
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--messages", type=int, default=10_000)
-    p.add_argument("--sessions", type=int, default=20)
-    p.add_argument("--size", type=int, default=4096)
-    p.add_argument("--runs", type=int, default=3)
-    args = p.parse_args()
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """``args.runs`` runs of bare aiosmtpd then citymail, side by side; medians and ratio."""
     source = need_tool("smtp-source")
     bare, ours, stored_ok = [], [], True
     for run in range(args.runs):
@@ -75,11 +70,21 @@ def main() -> None:
         stored_ok &= stored == args.messages
         print(f"run {run + 1}: bare aiosmtpd {bare[-1]:.0f} msg/s, citymail {rate:.0f} msg/s, "
               f"stored {stored}/{args.messages}", flush=True)
-    result = {
+    return {
         "messages": args.messages, "sessions": args.sessions, "size": args.size,
         "bare_msgs_per_s": round(median(bare)), "citymail_msgs_per_s": round(median(ours)),
         "ratio": round(median(ours) / median(bare), 3), "all_stored": stored_ok,
     }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--messages", type=int, default=10_000)
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    result = measure(args)
     print(json.dumps(result))
 
 

@@ -29,8 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import median, need_tool  # noqa: E402
-from gateway import bare_run, citymail_run  # noqa: E402
+from gateway import measure  # noqa: E402
 from helpers import Server, Sink, base_env, cli  # noqa: E402
 from helpers_reliability import (  # noqa: E402
     FaultRun,
@@ -46,18 +45,7 @@ MEMBERS = 8
 
 
 def load(args: argparse.Namespace) -> dict[str, Any]:
-    source = need_tool("smtp-source")
-    bare, ours, stored_ok = [], [], True
-    for run in range(args.runs):
-        bare.append(bare_run(source, args))
-        rate, stored = citymail_run(source, args)
-        ours.append(rate)
-        stored_ok &= stored == args.messages
-        print(f"run {run + 1}: bare aiosmtpd {bare[-1]:.0f} msg/s, citymail {rate:.0f} msg/s, "
-              f"stored {stored}/{args.messages}", flush=True)
-    return {"messages": args.messages, "sessions": args.sessions, "size": args.size,
-            "bare_msgs_per_s": round(median(bare)), "citymail_msgs_per_s": round(median(ours)),
-            "ratio": round(median(ours) / median(bare), 3), "all_stored": stored_ok}
+    return measure(args)  # bench/gateway.py's run, side by side with a bare aiosmtpd
 
 
 @contextmanager
