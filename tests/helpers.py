@@ -173,3 +173,21 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text()
+
+
+def grant_list_role(env: dict[str, str], list_name: str, email: str, role: str) -> None:
+    """Name ``email`` the list's owner, moderator or poster (a row of ``list_roles``)."""
+    from sqlalchemy import insert, select
+
+    from mailer.db import make_engine, writing
+    from mailer.models import ListRole, MailingList
+    from mailer.settings import load_settings
+
+    engine = make_engine(load_settings(env))
+    try:
+        with writing(engine) as conn:
+            list_id = conn.execute(select(MailingList.id)
+                                   .where(MailingList.name == list_name)).scalar_one()
+            conn.execute(insert(ListRole).values(list_id=list_id, email=email, role=role))
+    finally:
+        engine.dispose()

@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Received, Server, Sink, base_env, cli
-from sqlalchemy import Engine, insert, select, update
+from helpers import Received, Server, Sink, base_env, cli, grant_list_role
+from sqlalchemy import Engine, select, update
 
 from mailer.db import make_engine, reading, writing
-from mailer.models import ListRole, MailingList
 from mailer.models_bounces import BounceEvent
 from mailer.settings import load_settings
 
@@ -114,12 +113,7 @@ def env(tmp_path: Path, sink: Sink) -> Iterator[dict[str, str]]:
     for address in (ALICE, BOB):
         cli(env, "members", "add", address, "--name", address.split("@")[0].title(),
             "--city", "Sacramento", "--role", "City Clerk")
-    engine = make_engine(load_settings(env))
-    with writing(engine) as conn:
-        list_id = conn.execute(select(MailingList.id)
-                               .where(MailingList.name == "city-clerks")).scalar_one()
-        conn.execute(insert(ListRole).values(list_id=list_id, email=OWNER, role="owner"))
-    engine.dispose()
+    grant_list_role(env, "city-clerks", OWNER, "owner")
     yield env
 
 

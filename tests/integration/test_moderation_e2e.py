@@ -15,12 +15,12 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers import Received, Server, Sink, base_env, cli
-from sqlalchemy import insert, select
+from helpers import Received, Server, Sink, base_env, cli, grant_list_role
+from sqlalchemy import select
 
 from mailer.db import make_engine, reading, writing
 from mailer.league import load_league
-from mailer.models import Held, ListRole, MailingList, Member, Subscription
+from mailer.models import Held, MailingList, Member, Subscription
 from mailer.people import add_member
 from mailer.settings import load_settings
 
@@ -99,11 +99,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, relay: Sink) -> Iterator[dict[
         for address in SUBSCRIBERS:
             add_member(conn, load_league(), email=address, name=address.split("@")[0],
                        city="Sacramento", role="City Clerk")
-        list_id = conn.execute(select(MailingList.id)
-                               .where(MailingList.name == "city-clerks")).scalar_one()
-        conn.execute(insert(ListRole).values(list_id=list_id, email=MODERATOR,
-                                             role="moderator"))
     engine.dispose()
+    grant_list_role(env, "city-clerks", MODERATOR, "moderator")
     yield env
 
 

@@ -14,12 +14,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers import Received, Server, Sink, base_env, cli
+from helpers import Received, Server, Sink, base_env, cli, grant_list_role
 from helpers_reliability import need_tool, seed_members
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from mailer.db import make_engine, reading, writing
-from mailer.models import Held, Inbound, ListRole, MailingList
+from mailer.db import make_engine, reading
+from mailer.models import Held, Inbound
 from mailer.models_bounces import BounceEvent
 from mailer.preferences import preferences_url
 from mailer.settings import load_settings
@@ -45,13 +45,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, relay: Sink) -> dict[str, str]
                    CITYMAIL_WORKER_THREADS="2", CITYMAIL_WORKER_LEASE="3")
     cli(env, "init")
     seed_members(env, 3)
-    engine = make_engine(load_settings(env))
-    with writing(engine) as conn:
-        list_id = conn.execute(select(MailingList.id)
-                               .where(MailingList.name == "city-clerks")).scalar_one()
-        conn.execute(insert(ListRole).values(list_id=list_id, email=MODERATOR,
-                                             role="moderator"))
-    engine.dispose()
+    grant_list_role(env, "city-clerks", MODERATOR, "moderator")
     return env
 
 
